@@ -1,0 +1,196 @@
+"""The wire schema of the HERO reward service: the one place it is defined.
+
+The server imports these models; the client returns them. Field names here are the
+public contract: add fields, never rename or remove them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+
+PresetName = Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"]
+SigmaMean = Literal["ema", "cumulative"]
+AdvantageMode = Literal["none", "centered", "grpo"]
+VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice"]
+Collapse = Literal["all_correct", "all_incorrect", "mixed"]
+VerifierStatus = Literal["correct", "incorrect", "no_answer", "timeout", "error", "rejected"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShapingOverrides(_Strict):
+    """HERO shaping parameters; every field optional, applied on top of a preset."""
+
+    preset: PresetName | None = None
+    alpha: float | None = Field(None, description="Half-width of the incorrect band [-a, a].")
+    beta: float | None = Field(None, description="Half-width of the correct band [1-b, 1+b].")
+    eps: float | None = None
+    w_min: float | None = None
+    w_max: float | None = None
+    k: float | None = Field(None, description="Sigmoid steepness of the variance weight.")
+    sigma_mean: SigmaMean | None = Field(None, description="Running mean of sigma: ema|cumulative.")
+    momentum: float | None = Field(None, description="EMA momentum (weight of the old mean).")
+    advantage: AdvantageMode | None = Field(None, description="Also return advantages.")
+
+
+class ShapingConfigOut(BaseModel):
+    """A fully resolved shaping configuration."""
+
+    alpha: float
+    beta: float
+    eps: float
+    w_min: float
+    w_max: float
+    k: float
+    sigma_mean: SigmaMean
+    momentum: float
+    advantage: AdvantageMode
+
+
+class _GroupFields(_Strict):
+    prompt: str = Field("", description="The prompt the responses answer.")
+    reference: str = Field(..., min_length=1, description="Gold answer for the rule verifier.")
+    responses: list[str] = Field(..., min_length=1, description="The group's rollouts.")
+    labels: list[int] | None = Field(
+        None, description="Trusted 0/1 correctness labels, for verifier FPR auditing only."
+    )
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reference must not be blank")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_binary(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            for i, x in enumerate(v):
+                if x not in (0, 1):
+                    raise ValueError(f"labels[{i}] must be 0 or 1, got {x!r}")
+        return v
+
+
+class GroupIn(_GroupFields):
+    """One group inside a batch request."""
+
+    group_id: str | None = Field(None, max_length=256)
+
+
+class ScoreGroupRequest(_GroupFields):
+    job_id: str = Field(..., pattern=JOB_ID_PATTERN)
+    request_id: str | None = Field(None, min_length=1, max_length=256)
+    shaping: ShapingOverrides | None = None
+    verifier: VerifierName | None = None
+
+
+class ScoreBatchRequest(_Strict):
+    job_id: str = Field(..., pattern=JOB_ID_PATTERN)
+    groups: list[GroupIn] = Field(..., min_length=1)
+    request_id: str | None = Field(None, min_length=1, max_length=256)
+    shaping: ShapingOverrides | None = None
+    verifier: VerifierName | None = None
+
+
+class Timings(BaseModel):
+    verify_s: float = 0.0
+    rm_s: float = 0.0
+    shaping_s: float = 0.0
+    total_s: float = 0.0
+
+
+class GroupResult(BaseModel):
+    group_id: str | None = None
+    rewards: list[float]
+    verifier: list[int]
+    verifier_status: list[VerifierStatus]
+    answers: list[str | None]
+    rm_scores: list[float]
+    normalized: list[float]
+    weight: float
+    sigma: float
+    sigma_bar: float
+    collapse: Collapse
+    advantages: list[float] | None = None
+
+
+class ScoreGroupResponse(GroupResult):
+    job_id: str
+    request_id: str | None = None
+    replayed: bool = False
+    timings: Timings = Field(default_factory=Timings)
+
+
+class ScoreBatchResponse(BaseModel):
+    job_id: str
+    request_id: str | None = None
+    replayed: bool = False
+    sigma_bar: float
+    groups: list[GroupResult]
+    timings: Timings = Field(default_factory=Timings)
+
+
+class JobState(BaseModel):
+    job_id: str
+    sigma_bar: float | None = Field(
+        None, description="Running mean of sigma; None before the first group."
+    )
+    count: int = Field(0, description="Groups folded into sigma_bar.")
+    config: ShapingConfigOut
+    created_at: float
+    updated_at: float
+
+
+class ErrorBody(BaseModel):
+    """Every error the service returns has this body."""
+
+    error: str = Field(..., description="Machine-readable kind, e.g. validation_error.")
+    message: str
+    field: str | None = None
+    details: list[dict[str, object]] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    components: dict[str, bool]
+
+
+class VerifyRequest(_Strict):
+    """Debug: the rule verifier alone."""
+
+    reference: str = Field(..., min_length=1)
+    responses: list[str] = Field(..., min_length=1)
+    verifier: VerifierName | None = None
+
+
+class VerifyResponse(BaseModel):
+    verifier: list[int]
+    verifier_status: list[VerifierStatus]
+    answers: list[str | None]
+    reasons: list[str | None]
+    verifier_name: VerifierName
+
+
+class RMScoreRequest(_Strict):
+    """Debug: the reward model alone."""
+
+    prompt: str = ""
+    responses: list[str] = Field(..., min_length=1)
+    reference: str | None = None
+
+
+class RMScoreResponse(BaseModel):
+    rm_scores: list[float]
+    backend: str

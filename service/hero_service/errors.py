@@ -1,0 +1,67 @@
+"""Service exceptions and the one table that maps each error kind to an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Final
+
+STATUS: Final[dict[str, int]] = {
+    "validation_error": 422,
+    "bad_request": 400,
+    "unauthorized": 401,
+    "not_found": 404,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "overloaded": 429,
+    "backend_error": 502,
+    "not_ready": 503,
+    "state_unavailable": 503,
+    "internal_error": 500,
+}
+
+
+class ServiceError(Exception):
+    kind: str = "internal_error"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.kind]
+
+
+class InvalidInput(ServiceError):
+    kind = "validation_error"
+
+
+class PayloadTooLarge(ServiceError):
+    kind = "payload_too_large"
+
+
+class NotFound(ServiceError):
+    kind = "not_found"
+
+
+class Conflict(ServiceError):
+    kind = "conflict"
+
+
+class NotReady(ServiceError):
+    kind = "not_ready"
+
+
+class BackendError(ServiceError):
+    kind = "backend_error"
+
+
+class Overloaded(ServiceError):
+    """A bounded stage is full; the client should retry after `retry_after` seconds."""
+
+    kind = "overloaded"
+
+    def __init__(self, stage: str, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.retry_after = retry_after

@@ -1,0 +1,171 @@
+"""HTTP plumbing: body-size limit, auth, error bodies, request metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hero_service.errors import STATUS, Overloaded, ServiceError
+
+if TYPE_CHECKING:
+    from hero_service.app import Runtime
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
+
+
+def error_response(
+    kind: str,
+    message: str,
+    field: str | None = None,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": kind, "message": message, "field": field}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=STATUS[kind], headers=headers)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413 before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        cl = headers.get(b"content-length")
+        if cl is not None and cl.isdigit() and int(cl) > self.limit:
+            await self._reject(scope, receive, send, int(cl))
+            return
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunk = msg.get("body", b"")
+            total += len(chunk)
+            if total > self.limit:
+                await self._reject(scope, receive, send, total)
+                return
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        resp = error_response(
+            "payload_too_large",
+            f"request body is {'at least ' if size else ''}{size} bytes, over the limit of "
+            f"{self.limit} (setting max_body_bytes / HERO_MAX_BODY_BYTES)",
+        )
+        await resp(scope, receive, send)
+
+
+def install_http(app: FastAPI, rt: Runtime) -> None:
+    settings = rt.settings
+    tokens = [t.encode() for t in settings.auth_tokens]
+
+    @app.middleware("http")
+    async def auth_and_metrics(request: Request, call_next: Any) -> Any:
+        path = request.url.path
+        if tokens and path not in OPEN_PATHS:
+            got = request.headers.get("authorization", "")
+            scheme, _, token = got.partition(" ")
+            ok = scheme.lower() == "bearer" and any(
+                hmac.compare_digest(token.encode(), t) for t in tokens
+            )
+            if not ok:
+                return error_response(
+                    "unauthorized",
+                    "missing or invalid bearer token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        rt.metrics.requests.labels(name, str(response.status_code)).inc()
+        rt.metrics.request_duration.labels(name).observe(time.perf_counter() - t0)
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _loc(tuple(first.get("loc", ())))
+        kind = first.get("type", "")
+        if kind in ("json_invalid", "json_type") or field == "":
+            msg = f"request body is not valid JSON: {first.get('msg')}"
+            if kind == "json_type" or (field == "" and kind == "model_attributes_type"):
+                msg = "request body must be a JSON object"
+            return error_response("validation_error", msg, None)
+        msg = f"{field}: {first.get('msg')}"
+        details = [
+            {"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg"), "type": e.get("type")}
+            for e in errors[:20]
+        ]
+        return error_response(
+            "validation_error", msg, field, json.loads(json.dumps(details, default=str))
+        )
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, Overloaded):
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if exc.kind in ("not_ready", "state_unavailable"):
+            headers = {"Retry-After": "5"}
+        return error_response(exc.kind, exc.message, exc.field, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {400: "bad_request", 404: "not_found", 413: "payload_too_large"}.get(
+            exc.status_code, "bad_request"
+        )
+        if exc.status_code == 405:
+            return JSONResponse(
+                {"error": "method_not_allowed", "message": str(exc.detail), "field": None},
+                status_code=405,
+            )
+        return error_response(kind, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger("hero_service").exception("unhandled error on %s", request.url.path)
+        return error_response("internal_error", f"internal error: {type(exc).__name__}")

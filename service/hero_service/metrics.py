@@ -1,0 +1,147 @@
+"""Every Prometheus metric of the service, defined here and nowhere else.
+
+Each app gets its own registry so several apps (tests, replicas in one process) never
+collide. Label sets are bounded: job ids are capped (`max_job_labels`, overflow -> "other").
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LAT = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_SIZE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_TOK = tuple(2.0**i for i in range(4, 20))
+
+
+class Metrics:
+    def __init__(self, max_job_labels: int = 100) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._jobs: set[str] = set()
+        self._max_jobs = max_job_labels
+        self._lock = threading.Lock()
+
+        self.requests = Counter(
+            "hero_requests_total",
+            "HTTP requests by route and status code.",
+            ["route", "code"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "hero_request_duration_seconds",
+            "End-to-end request latency.",
+            ["route"],
+            buckets=_LAT,
+            registry=r,
+        )
+        self.groups = Counter(
+            "hero_groups_total",
+            "Scored groups by collapse kind.",
+            ["job", "collapse"],
+            registry=r,
+        )
+        self.rollouts = Counter("hero_rollouts_total", "Scored rollouts.", ["job"], registry=r)
+        self.verifier_outcomes = Counter(
+            "hero_verifier_outcomes_total",
+            "Verifier results by verifier and status.",
+            ["verifier", "status"],
+            registry=r,
+        )
+        self.verifier_confusion = Counter(
+            "hero_verifier_confusion_total",
+            "Verifier label vs trusted label (tp/fp/tn/fn), when requests carry labels.",
+            ["job", "outcome"],
+            registry=r,
+        )
+        self.verifier_duration = Histogram(
+            "hero_verifier_duration_seconds",
+            "Per-answer verification latency (cache misses).",
+            ["verifier"],
+            buckets=_LAT,
+            registry=r,
+        )
+        self.verifier_cache = Counter(
+            "hero_verifier_cache_total",
+            "Verifier LRU cache lookups.",
+            ["result"],
+            registry=r,
+        )
+        self.verifier_pool_size = Gauge(
+            "hero_verifier_pool_workers", "Configured verifier worker processes.", registry=r
+        )
+        self.verifier_queue = Gauge(
+            "hero_verifier_inflight", "Verifications submitted and not finished.", registry=r
+        )
+        self.disagreement = Counter(
+            "hero_rm_verifier_disagreement_total",
+            "Unlabelled proxy: verifier-correct rollouts the RM ranks lowest in the group "
+            "(verified_low_rm) and verifier-incorrect ones it ranks highest (rejected_high_rm).",
+            ["job", "kind"],
+            registry=r,
+        )
+        self.weight = Histogram(
+            "hero_weight",
+            "Variance-aware weight per group.",
+            ["job"],
+            buckets=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0),
+            registry=r,
+        )
+        self.sigma_bar = Gauge(
+            "hero_sigma_bar", "Job's running mean of sigma.", ["job"], registry=r
+        )
+        self.rm_batch_size = Histogram(
+            "hero_rm_batch_size", "Sequences per RM forward pass.", buckets=_SIZE, registry=r
+        )
+        self.rm_batch_tokens = Histogram(
+            "hero_rm_batch_tokens", "Padded tokens per RM forward pass.", buckets=_TOK, registry=r
+        )
+        self.rm_padding_ratio = Histogram(
+            "hero_rm_padding_ratio",
+            "Padding share of each RM batch.",
+            buckets=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
+            registry=r,
+        )
+        self.rm_queue_depth = Gauge(
+            "hero_rm_queue_depth", "Sequences waiting for the RM.", registry=r
+        )
+        self.rm_queue_duration = Histogram(
+            "hero_rm_queue_duration_seconds",
+            "Time a sequence waits for its batch.",
+            buckets=_LAT,
+            registry=r,
+        )
+        self.rm_inference_duration = Histogram(
+            "hero_rm_inference_duration_seconds",
+            "RM forward pass duration.",
+            buckets=_LAT,
+            registry=r,
+        )
+        self.rm_errors = Counter(
+            "hero_rm_errors_total", "RM backend failures by kind.", ["kind"], registry=r
+        )
+        self.rm_truncated = Counter(
+            "hero_rm_truncated_total", "Sequences truncated to rm_max_length.", registry=r
+        )
+        self.rejected = Counter(
+            "hero_overload_rejections_total",
+            "Requests refused with 429 by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.replays = Counter(
+            "hero_idempotent_replays_total",
+            "Requests answered from the idempotency store.",
+            registry=r,
+        )
+
+    def job_label(self, job_id: str) -> str:
+        """Bound label cardinality: the first `max_job_labels` jobs keep their id."""
+        with self._lock:
+            if job_id in self._jobs:
+                return job_id
+            if len(self._jobs) < self._max_jobs:
+                self._jobs.add(job_id)
+                return job_id
+        return "other"

@@ -1,0 +1,223 @@
+"""HTTP routes. Validation lives in the wire schema and the pipeline; no logic here."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hero_client.schema import (
+    ErrorBody,
+    GroupIn,
+    GroupResult,
+    Health,
+    JobState,
+    Ready,
+    RMScoreRequest,
+    RMScoreResponse,
+    ScoreBatchRequest,
+    ScoreBatchResponse,
+    ScoreGroupRequest,
+    ScoreGroupResponse,
+    ShapingConfigOut,
+    Timings,
+    VerifyRequest,
+    VerifyResponse,
+)
+from hero_service import __version__
+from hero_service.errors import InvalidInput, NotFound, NotReady
+from hero_service.pipeline import Pipeline
+from hero_service.rm import RMInput
+from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError
+from hero_service.state import JobRecord, payload_digest
+
+if TYPE_CHECKING:
+    from hero_service.app import Runtime
+
+router = APIRouter()
+_ERRORS: dict[int | str, dict[str, object]] = {
+    c: {"model": ErrorBody} for c in (401, 404, 409, 413, 422, 429, 502, 503)
+}
+
+
+def _rt(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.rt
+    return rt
+
+
+def _pipeline(request: Request) -> Pipeline:
+    rt = _rt(request)
+    if rt.pipeline is None or not rt.ready:
+        raise NotReady("service is starting or shutting down; retry shortly")
+    return rt.pipeline
+
+
+def _json(body: str, replayed: bool) -> Response:
+    if replayed:
+        data = json.loads(body)
+        data["replayed"] = True
+        body = json.dumps(data)
+    return Response(body, media_type="application/json")
+
+
+@router.post("/score_group", response_model=ScoreGroupResponse, responses=_ERRORS, tags=["scoring"])
+@router.post("/v1/score_group", response_model=ScoreGroupResponse, include_in_schema=False)
+async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
+    """Score one group (all rollouts of one prompt) and return HERO rewards."""
+    p = _pipeline(request)
+    group = GroupIn(
+        prompt=req.prompt, reference=req.reference, responses=req.responses, labels=req.labels
+    )
+    p.check_limits([group], lambda _: "")
+
+    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
+        r = results[0]
+        return ScoreGroupResponse.model_construct(
+            **{k: getattr(r, k) for k in GroupResult.model_fields if k != "group_id"},
+            group_id=None,
+            job_id=req.job_id,
+            request_id=req.request_id,
+            replayed=False,
+            timings=timings,
+        ).model_dump_json(exclude={"group_id"})
+
+    out = await p.score(
+        req.job_id,
+        [group],
+        req.request_id,
+        payload_digest(req.model_dump_json()),
+        req.shaping,
+        req.verifier,
+        render,
+    )
+    return _json(out.body, out.replayed)
+
+
+@router.post("/score_batch", response_model=ScoreBatchResponse, responses=_ERRORS, tags=["scoring"])
+@router.post("/v1/score_batch", response_model=ScoreBatchResponse, include_in_schema=False)
+async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
+    """Score many groups of one job in one call; they share the pre-call sigma_bar."""
+    p = _pipeline(request)
+    p.check_limits(req.groups, lambda i: f"groups[{i}].")
+
+    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
+        return ScoreBatchResponse.model_construct(
+            job_id=req.job_id,
+            request_id=req.request_id,
+            replayed=False,
+            sigma_bar=sigma_bar,
+            groups=results,
+            timings=timings,
+        ).model_dump_json()
+
+    out = await p.score(
+        req.job_id,
+        req.groups,
+        req.request_id,
+        payload_digest(req.model_dump_json()),
+        req.shaping,
+        req.verifier,
+        render,
+    )
+    return _json(out.body, out.replayed)
+
+
+@router.post("/verify", response_model=VerifyResponse, responses=_ERRORS, tags=["debug"])
+async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
+    """The rule verifier alone (no state is touched)."""
+    p = _pipeline(request)
+    p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
+    name = req.verifier or p.settings.verifier
+    vs = await p.verifier.verify_group(req.reference, req.responses, name)
+    return VerifyResponse.model_construct(
+        verifier=[v.label for v in vs],
+        verifier_status=[v.status for v in vs],
+        answers=[v.answer for v in vs],
+        reasons=[v.reason for v in vs],
+        verifier_name=name,
+    )
+
+
+@router.post("/rm_score", response_model=RMScoreResponse, responses=_ERRORS, tags=["debug"])
+async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
+    """The reward model alone (raw scores)."""
+    p = _pipeline(request)
+    p.check_limits(
+        [GroupIn(prompt=req.prompt, reference=req.reference or "-", responses=req.responses)],
+        lambda _: "",
+    )
+    scores = await p.batcher.score([RMInput(req.prompt, r, req.reference) for r in req.responses])
+    return RMScoreResponse(rm_scores=scores, backend=p.batcher.backend.name)
+
+
+def _state(rec: JobRecord) -> JobState:
+    return JobState(
+        job_id=rec.job_id,
+        sigma_bar=rec.running.sigma_bar,
+        count=rec.running.count,
+        config=ShapingConfigOut(**rec.config.to_dict()),
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+    )
+
+
+@router.get("/jobs", response_model=list[JobState], tags=["jobs"])
+async def list_jobs(request: Request) -> list[JobState]:
+    return [_state(r) for r in await _pipeline(request).store.list_jobs()]
+
+
+@router.get("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
+async def get_job(job_id: str, request: Request) -> JobState:
+    """A job's state; the body is also the export format accepted by PUT."""
+    rec = await _pipeline(request).store.get(job_id)
+    if rec is None:
+        raise NotFound(f"job {job_id!r} not found", "job_id")
+    return _state(rec)
+
+
+@router.put("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
+async def import_job(job_id: str, state: JobState, request: Request) -> JobState:
+    """Create or overwrite a job from an exported state (restore from a checkpoint)."""
+    if state.job_id != job_id:
+        raise InvalidInput(f"job_id in body ({state.job_id!r}) != path ({job_id!r})", "job_id")
+    if state.count < 0 or (state.count > 0) != (state.sigma_bar is not None):
+        raise InvalidInput("sigma_bar must be set exactly when count > 0", "sigma_bar")
+    try:
+        cfg = ShapingConfig(**state.config.model_dump())
+    except ShapingError as e:
+        raise InvalidInput(f"config.{e.field}: {e.message}", f"config.{e.field}") from None
+    rec = JobRecord(
+        job_id, RunningSigma(state.sigma_bar, state.count), cfg, state.created_at, state.updated_at
+    )
+    await _pipeline(request).store.put(rec)
+    return _state(rec)
+
+
+@router.delete("/jobs/{job_id}", responses=_ERRORS, tags=["jobs"])
+async def reset_job(job_id: str, request: Request) -> JSONResponse:
+    """Forget a job: its sigma_bar, config and remembered request ids."""
+    if not await _pipeline(request).store.delete(job_id):
+        raise NotFound(f"job {job_id!r} not found", "job_id")
+    return JSONResponse({"job_id": job_id, "deleted": True})
+
+
+@router.get("/health", response_model=Health, tags=["ops"])
+async def health() -> Health:
+    """Liveness: the process answers."""
+    return Health(version=__version__)
+
+
+@router.get("/ready", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}})
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the state store, verifier pool and reward model are up."""
+    rt = _rt(request)
+    body = Ready(ready=rt.ready, components=dict(rt.components)).model_dump()
+    return JSONResponse(body, status_code=200 if rt.ready else 503)
+
+
+@router.get("/metrics", tags=["ops"])
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_rt(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,64 @@
+"""The job-state store contract shared by every backend."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from hero_service.shaping import RunningSigma, ShapingConfig
+
+
+class RequestIdConflict(Exception):
+    """A request id was reused for a different payload."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    running: RunningSigma
+    config: ShapingConfig
+    created_at: float
+    updated_at: float
+
+
+# compute(record) -> (new running sigma, response json); runs inside the store's
+# transaction, so it must be pure and fast.
+Compute = Callable[[JobRecord], tuple[RunningSigma, str]]
+
+
+def payload_digest(raw: bytes | str) -> str:
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    return hashlib.sha256(data).hexdigest()
+
+
+class JobStore(Protocol):
+    async def lookup(self, job_id: str, request_id: str, digest: str) -> str | None:
+        """The stored response of a request id, None if unseen; RequestIdConflict if the
+        id was used for another payload."""
+
+    async def transact(
+        self,
+        job_id: str,
+        request_id: str | None,
+        digest: str,
+        init_config: ShapingConfig,
+        compute: Compute,
+    ) -> tuple[str, bool]:
+        """Atomically: replay a seen request id, or run compute on the job's record
+        (created with init_config if new), save the new state and the response.
+        Returns (response json, replayed)."""
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def list_jobs(self) -> list[JobRecord]: ...
+
+    async def put(self, record: JobRecord) -> None:
+        """Create or overwrite a job (import / restore from a checkpoint)."""
+
+    async def delete(self, job_id: str) -> bool: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,216 @@
+"""String normalization in the spirit of Hendrycks MATH `is_equiv` (a clean re-write).
+
+`strip_string` follows the original steps (drop `\\left`/`\\right`, `\\!`, degrees,
+`\\$`, `\\%`, trailing units, spaces; `\\tfrac`/`\\dfrac` -> `\\frac`; `\\frac12` ->
+`\\frac{1}{2}`; `\\sqrt2` -> `\\sqrt{2}`; `a/b` -> `\\frac{a}{b}`; `.5` -> `0.5`; a short
+`x =` prefix dropped; `0.5` -> `\\frac{1}{2}`) with a few hardening changes:
+
+* it never raises (the original asserted on two `\\text{ ` groups and indexed past the
+  end on a trailing `\\sqrt` / `\\frac`);
+* units are removed only when the `\\text{...}` group ends the answer and reads like a
+  unit, so `5\\text{ or }7` / `\\text{ yes}` are no longer collapsed to `5` / "";
+* `\\left`/`\\right` are removed as whole commands (`\\rightarrow` survives);
+* `\\frac`/`\\sqrt` arguments may be commands (`\\frac\\pi2`) or groups (`\\frac{1}2`);
+* everything is linear time (one pass, precomputed brace matching).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["exact_match", "is_equiv", "strip_string"]
+
+_LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
+_THIN_SPACES = re.compile(r"\\[,;:]")
+_DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|°")
+_UNIT_CMD = re.compile(r"\\(?:text|textrm|mbox)\s*\{")
+_UNIT_BODY = re.compile(r"\s*[A-Za-z][A-Za-z./ ]*")
+_UNIT_SUFFIXES = frozenset({"", ".", "^2", "^3", "^{2}", "^{3}", "^2.", "^3.", "^{2}.", "^{3}."})
+_NOT_UNIT_WORDS = frozenset({"or", "and", "not", "nor", "but", "if", "else", "otherwise"})
+_BARE_DECIMAL = re.compile(r"(?<![0-9A-Za-z])\.(?=[0-9])")
+_ASSIGNEE = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?\s*")
+_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
+_NUMERATOR = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_DENOMINATOR = re.compile(r"0|[1-9][0-9]*")
+
+
+def _match_braces(s: str) -> dict[int, int]:
+    stack: list[int] = []
+    match: dict[int, int] = {}
+    for m in _BRACE_TOKEN.finditer(s):
+        tok = m.group()
+        if tok == "{":
+            stack.append(m.start())
+        elif tok == "}" and stack:
+            match[stack.pop()] = m.start()
+    return match
+
+
+def _remove_trailing_units(s: str) -> str:
+    """`5\\text{ cm}` -> `5`, `12\\text{ sq. units}` -> `12`, `3\\mbox{ m}^2` -> `3`.
+
+    Only the last `\\text`-like group, only when it ends the answer (up to a `^2`/`^3`),
+    has a non-empty prefix, and its body reads like a unit (letters, spaces, `.`, `/`).
+    """
+    last = None
+    for m in _UNIT_CMD.finditer(s):
+        last = m
+    if last is None or not s[: last.start()].strip():
+        return s
+    open_pos = last.end() - 1
+    depth = 0
+    close = -1
+    for i in range(open_pos, len(s)):
+        c = s[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                close = i
+                break
+        elif c == "\\":
+            return s  # commands inside: not a plain unit
+    if close < 0:
+        return s
+    body = s[open_pos + 1 : close]
+    if _UNIT_BODY.fullmatch(body) is None:
+        return s
+    if "".join(s[close + 1 :].split()) not in _UNIT_SUFFIXES:
+        return s
+    if any(w.lower() in _NOT_UNIT_WORDS for w in re.split(r"[ ./]+", body)):
+        return s
+    return s[: last.start()]
+
+
+def _drop_assignment(s: str) -> str:
+    """`x = 5` / `k=5` / `x_1 = 3` / `\\theta = 30` -> right-hand side (one `=` only)."""
+    if s.count("=") != 1:
+        return s
+    left, _, right = s.partition("=")
+    if _ASSIGNEE.fullmatch(left) is None or not right.strip():
+        return s
+    return right
+
+
+def _token_end(s: str, j: int) -> int | None:
+    """End of the single-token argument starting at `j` (a char or a `\\command`)."""
+    n = len(s)
+    if j >= n:
+        return None
+    c = s[j]
+    if c == "\\":
+        k = j + 1
+        while k < n and s[k].isalpha():
+            k += 1
+        return k if k > j + 1 else None
+    if c in "{}" or c.isspace():
+        return None
+    return j + 1
+
+
+def _brace_args(s: str) -> str:
+    """`\\frac12` -> `\\frac{1}{2}`, `\\frac1{72}`, `\\frac{1}2`, `\\sqrt2` -> `\\sqrt{2}`."""
+    if "\\frac" not in s and "\\sqrt" not in s:
+        return s
+    match = _match_braces(s)
+    wrap_after: set[int] = set()  # `}` closing a \frac numerator: brace what follows
+    out: list[str] = []
+    n = len(s)
+    i = 0
+    while i < n:
+        if s.startswith("\\frac", i):
+            out.append("\\frac")
+            j = i + 5
+            if j < n and s[j] == "{" and j in match:
+                wrap_after.add(match[j])
+                i = j
+                continue
+            end = _token_end(s, j)
+            if end is None:
+                i = j
+                continue
+            out.append("{" + s[j:end] + "}")
+            j = end
+            if j < n and s[j] == "{":
+                i = j
+                continue
+            end = _token_end(s, j)
+            if end is None:
+                i = j
+                continue
+            out.append("{" + s[j:end] + "}")
+            i = end
+            continue
+        if s.startswith("\\sqrt", i):
+            out.append("\\sqrt")
+            j = i + 5
+            end = None if j < n and s[j] in "{[" else _token_end(s, j)
+            if end is None:
+                i = j
+                continue
+            out.append("{" + s[j:end] + "}")
+            i = end
+            continue
+        c = s[i]
+        out.append(c)
+        i += 1
+        if c == "}" and (i - 1) in wrap_after and i < n and s[i] != "{":
+            end = _token_end(s, i)
+            if end is not None:
+                out.append("{" + s[i:end] + "}")
+                i = end
+    return "".join(out)
+
+
+def _slash_to_frac(s: str) -> str:
+    """`3/4` -> `\\frac{3}{4}`, `-3/4` -> `-\\frac{3}{4}` (plain integers only)."""
+    if s.count("/") != 1:
+        return s
+    a, _, b = s.partition("/")
+    if _NUMERATOR.fullmatch(a) is None or _DENOMINATOR.fullmatch(b) is None:
+        return s
+    if a.startswith("-"):
+        return "-\\frac{" + a[1:] + "}{" + b + "}"
+    return "\\frac{" + a + "}{" + b + "}"
+
+
+def strip_string(s: str) -> str:
+    """Hendrycks-style canonical form of an answer string (never raises)."""
+    s = s.replace("\n", "").replace("\\!", "")
+    s = s.replace("\\\\", "\\")
+    s = s.replace("\\tfrac", "\\frac").replace("\\dfrac", "\\frac")
+    s = _LEFT_RIGHT.sub("", s)
+    s = _THIN_SPACES.sub(" ", s)
+    s = _DEGREES.sub("", s)
+    s = s.replace("\\$", "").replace("$", "")
+    s = _remove_trailing_units(s)
+    s = s.replace("\\%", "").replace("%", "")
+    s = _BARE_DECIMAL.sub("0.", s)
+    s = _drop_assignment(s)
+    s = "".join(s.split())
+    if not s:
+        return s
+    s = _brace_args(s)
+    if s == "0.5":
+        return "\\frac{1}{2}"
+    return _slash_to_frac(s)
+
+
+def is_equiv(a: str, b: str) -> bool:
+    """Equal after `strip_string` on both sides; an empty answer never matches."""
+    try:
+        sa, sb = strip_string(a), strip_string(b)
+    except Exception:  # defensive: strip_string is not expected to raise
+        return bool(a.strip()) and a.strip() == b.strip()
+    return bool(sa) and sa == sb
+
+
+def _collapse(s: str) -> str:
+    return " ".join(s.replace("$", "").split())
+
+
+def exact_match(a: str, b: str) -> bool:
+    """Exact compare with `$` removed and whitespace collapsed; empty never matches."""
+    ca = _collapse(a)
+    return bool(ca) and ca == _collapse(b)

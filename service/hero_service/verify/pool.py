@@ -1,0 +1,85 @@
+"""A killable pool of verifier processes (pebble): deadline, kill, replace, recycle."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FuturesTimeout
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from hero_service.errors import Overloaded
+from hero_service.verify import worker
+
+
+class VerifierPool:
+    """Runs worker functions under an outer wall-clock deadline.
+
+    pebble kills (SIGTERM, then SIGKILL) and replaces a worker whose task overruns
+    `deadline_s`, replaces a worker that dies, and recycles workers after `max_tasks`.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        deadline_s: float,
+        max_tasks: int,
+        memory_mb: int,
+        max_queue: int,
+        cpu_s: int = 3600,
+        max_files: int = 256,
+    ) -> None:
+        self.workers = workers
+        self.deadline_s = deadline_s
+        self.max_queue = max_queue
+        self.inflight = 0
+        self._pool = ProcessPool(
+            max_workers=workers,
+            max_tasks=max_tasks,
+            initializer=worker.init_worker,
+            initargs=(memory_mb, cpu_s, max_files),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    async def warm_up(self) -> None:
+        """Start every worker (imports take seconds) before the service says ready."""
+        await asyncio.gather(*(self.run(worker.ping) for _ in range(self.workers * 2)))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+        """('ok', result) | ('timeout', None) | ('error', message). Never raises except
+        Overloaded when the queue is full."""
+        if self.inflight >= self.max_queue:
+            raise Overloaded("verifier", f"verifier queue is full ({self.max_queue} in flight)")
+        self.inflight += 1
+        try:
+            fut = self._pool.schedule(fn, args=args, timeout=self.deadline_s)
+            try:
+                # pebble enforces the deadline; the outer wait is a last-resort guard.
+                result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
+            except (FuturesTimeout, TimeoutError):
+                fut.cancel()  # type: ignore[no-untyped-call]
+                return "timeout", None
+            except ProcessExpired as e:
+                return "error", f"worker died ({e})"
+            except MemoryError:
+                return "error", "worker out of memory"
+            except Exception as e:  # an exception raised inside the worker
+                return "error", f"{type(e).__name__}: {str(e)[:200]}"
+            return "ok", result
+        finally:
+            self.inflight -= 1
+
+    def alive_workers(self) -> int:
+        # pebble keeps no public worker count; its manager holds the live processes.
+        mgr = getattr(self._pool, "_pool_manager", None)
+        wm = getattr(mgr, "worker_manager", None)
+        procs = getattr(wm, "workers", {})
+        return sum(1 for p in procs.values() if p.is_alive())
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + timeout
+        self._pool.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,156 @@
+"""The rule verifier: extraction and guards in the parent, Math-Verify in the pool.
+
+Each rollout ends as label 1 (`correct`) or label 0 with a status: `incorrect`,
+`no_answer`, `rejected` (pre-filter or reward-hacking guard), `timeout`, `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hero_client.schema import VerifierStatus
+from hero_service.metrics import Metrics
+from hero_service.verify import worker
+from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
+from hero_service.verify.normalize import exact_match, is_equiv, strip_string
+from hero_service.verify.pool import VerifierPool
+from hero_service.verify.prefilter import PrefilterConfig, prefilter
+
+_DETERMINISTIC = ("correct", "incorrect")
+_PM = ("\\pm", "\\mp", "±", "∓")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: int
+    status: VerifierStatus
+    answer: str | None
+    reason: str | None = None
+
+
+class LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._d: OrderedDict[tuple[str, str, str], VerifierStatus] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> VerifierStatus | None:
+        v = self._d.get(key)
+        if v is not None:
+            self._d.move_to_end(key)
+        return v
+
+    def put(self, key: tuple[str, str, str], value: VerifierStatus) -> None:
+        if self.size <= 0:
+            return
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+
+def _is_choice_reference(reference: str) -> bool:
+    return normalize_choice(reference) is not None and len(reference.strip()) <= 8
+
+
+class RuleVerifier:
+    def __init__(
+        self,
+        pool: VerifierPool,
+        metrics: Metrics,
+        cache_size: int = 100_000,
+        inner_timeout_s: int = 3,
+        prefilter_config: PrefilterConfig | None = None,
+    ) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self.cache = LRU(cache_size)
+        self.inner_timeout_s = inner_timeout_s
+        self.prefilter_config = prefilter_config or PrefilterConfig()
+
+    async def verify_group(
+        self, reference: str, responses: list[str], verifier: str
+    ) -> list[Verdict]:
+        if verifier == "choice" or (verifier == "cascade" and _is_choice_reference(reference)):
+            verdicts = [self._choice(reference, r) for r in responses]
+        else:
+            verdicts = await self._math(reference, responses, verifier)
+        for v in verdicts:
+            self.metrics.verifier_outcomes.labels(verifier, v.status).inc()
+        return verdicts
+
+    def _choice(self, reference: str, response: str) -> Verdict:
+        gold = normalize_choice(reference)
+        got = extract_choice(response)
+        if got is None:
+            ans = extract_answer(response).answer
+            status: VerifierStatus = "no_answer" if ans is None else "rejected"
+            return Verdict(0, status, ans, None if ans is None else "not_a_single_choice")
+        ok = gold is not None and got == gold
+        return Verdict(int(ok), "correct" if ok else "incorrect", got)
+
+    def _screen(self, response: str) -> Verdict | str:
+        """Extract the final answer, or a verdict when no verification is needed."""
+        ex = extract_answer(response)
+        if ex.answer is None:
+            return Verdict(0, "no_answer", None)
+        reason = prefilter(ex.answer, self.prefilter_config)
+        if reason is not None:
+            return Verdict(0, "rejected", ex.answer[:200], reason)
+        if ex.n_boxed > 1:
+            distinct = {strip_string(b) for b in all_boxed(response)}
+            if len(distinct) > 1:
+                return Verdict(0, "rejected", ex.answer, "multiple_answers")
+        return ex.answer
+
+    async def _math(self, reference: str, responses: list[str], verifier: str) -> list[Verdict]:
+        screened = [self._screen(r) for r in responses]
+        distinct = {s for s in screened if isinstance(s, str)}
+        results = dict(
+            zip(
+                distinct,
+                await asyncio.gather(*(self._check(reference, a, verifier) for a in distinct)),
+                strict=True,
+            )
+        )
+        return [s if isinstance(s, Verdict) else results[s] for s in screened]
+
+    async def _check(self, reference: str, answer: str, verifier: str) -> Verdict:
+        if any(p in answer for p in _PM) and not any(p in reference for p in _PM):
+            return Verdict(0, "incorrect", answer, "plus_minus")
+        key = (verifier, reference, answer)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.metrics.verifier_cache.labels("hit").inc()
+            return Verdict(int(cached == "correct"), cached, answer)
+        self.metrics.verifier_cache.labels("miss").inc()
+        t0 = time.perf_counter()
+        status, reason = await self._grade(reference, answer, verifier)
+        self.metrics.verifier_duration.labels(verifier).observe(time.perf_counter() - t0)
+        if status in _DETERMINISTIC:
+            self.cache.put(key, status)
+        return Verdict(int(status == "correct"), status, answer, reason)
+
+    async def _grade(self, reference: str, answer: str, verifier: str) -> tuple[VerifierStatus, str | None]:
+        if verifier == "exact":
+            return ("correct" if exact_match(reference, answer) else "incorrect"), None
+        if verifier == "string":
+            return ("correct" if is_equiv(reference, answer) else "incorrect"), None
+        if verifier == "cascade" and (
+            exact_match(reference, answer) or is_equiv(reference, answer)
+        ):
+            return "correct", None
+        kind, out = await self.pool.run(
+            worker.math_verify_task, reference, answer, self.inner_timeout_s
+        )
+        if kind == "timeout":
+            return "timeout", None
+        if kind == "error":
+            return "error", str(out)
+        if out == "correct":
+            return "correct", None
+        if out == "unparsed_gold":  # the library cannot read the gold: string check only
+            return ("correct" if is_equiv(reference, answer) else "incorrect"), "unparsed_gold"
+        return "incorrect", None if out == "incorrect" else str(out)

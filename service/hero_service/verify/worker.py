@@ -1,0 +1,78 @@
+"""Code that runs inside a verifier worker process (never in the server process).
+
+Math-Verify's own timeout is SIGALRM, which only works on a process's main thread:
+pebble runs tasks on the worker's main thread, and the parent adds a hard deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+from typing import Any
+
+_CFG: dict[str, Any] = {}
+
+
+def init_worker(memory_mb: int, cpu_s: int, max_files: int) -> None:
+    """pebble initializer: resource caps, default SIGTERM, pre-import Math-Verify."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # die at once when the parent stops us
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # a worker never writes files
+    os.nice(5)
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+    from math_verify.parser import NormalizationConfig
+
+    # Recall-oriented config from Math-Verify's README for rewards: boxed first,
+    # malformed-operator and nits fixes off (they are a false-positive source).
+    norm = NormalizationConfig(
+        basic_latex=True,
+        units=True,
+        malformed_operators=False,
+        nits=False,
+        boxed="all",
+        equations=True,
+    )
+    _CFG["extraction"] = [
+        LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm),
+        ExprExtractionConfig(),
+    ]
+
+
+def ping() -> int:
+    return os.getpid()
+
+
+def math_verify_task(reference: str, answer: str, timeout: int) -> str:
+    """'correct' | 'incorrect' | 'unparsed_gold' | 'no_parse'. Both sides are boxed so
+    the same extraction path sees them (verl's recall-improving wrapper)."""
+    from math_verify import parse, verify
+
+    if not _CFG:
+        init_worker(2048, 3600, 256)
+    ext = _CFG["extraction"]
+    gold = parse("\\boxed{" + reference + "}", extraction_config=ext, parsing_timeout=timeout)
+    if not gold:
+        return "unparsed_gold"
+    pred = parse("\\boxed{" + answer + "}", extraction_config=ext, parsing_timeout=timeout)
+    if not pred:
+        return "no_parse"
+    ok = verify(gold, pred, timeout_seconds=timeout)
+    return "correct" if ok else "incorrect"
+
+
+def crash_task(kind: str) -> str:
+    """Fault injection for tests: misbehave on purpose inside a worker."""
+    if kind == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "hang":
+        while True:
+            pass
+    if kind == "memory":
+        blob = bytearray(10 * 1024**3)
+        return str(len(blob))
+    raise RuntimeError("injected failure")
