@@ -15,13 +15,15 @@ from hero_service.verify.extract import (
     normalize_choice,
 )
 
-LATEXY = st.text(
-    alphabet=st.sampled_from(
-        list("\\{}[]()$^_!=:.,;*#- \n\tABCDEabcxyz0123456789")
-        + ["\\boxed", "\\fbox", "\\boxed ", "\\text", "answer", "The answer is", "Answer:"]
+LATEXY = st.lists(
+    st.sampled_from(
+        [
+            *"\\{}[]()$^_!=:.,;*#- \n\tABCDEabcxyz0123456789",
+            *("\\boxed", "\\fbox", "\\boxed ", "\\text", "answer", "The answer is", "Answer:"),
+        ]
     ),
     max_size=60,
-)
+).map("".join)
 
 HOSTILE_UNITS = [
     "\\boxed{",
@@ -58,7 +60,10 @@ HOSTILE_UNITS = [
         ("So the result is \\boxed{42}.", "42"),
         ("\\boxed{1} then \\boxed{2}", "2"),
         ("$\\boxed{\\frac{1}{2}}$", "\\frac{1}{2}"),
-        ("\\boxed{\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"),
+        (
+            "\\boxed{\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}}",
+            "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+        ),
         ("\\boxed{a^{b^{c}}}", "a^{b^{c}}"),
         ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
         ("\\boxed{\\}}", "\\}"),

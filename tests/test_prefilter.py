@@ -145,7 +145,7 @@ def test_legitimate_answers_pass(answer: str) -> None:
         ("10^{10} !", "huge_factorial"),
         ("2**100!", "huge_factorial"),
         ("(10!)!", "huge_factorial"),
-        ("((3!)!)!", "huge_factorial"),
+        ("((4!)!)!", "huge_factorial"),
         ("(500+600)!", "huge_factorial"),
         ("(2 \\cdot 10^{3})!", "huge_factorial"),
         ("{10^{10}}!", "huge_factorial"),
@@ -207,14 +207,16 @@ def test_never_raises_on_arbitrary_text(answer: str) -> None:
     assert prefilter(answer, UNLIMITED) in REASONS | {None}
 
 
-LATEXY = st.text(
-    alphabet=st.sampled_from(
-        list("{}()[]^_!*=+-/|.,0123456789 xne")
-        + ["**", "\\log", "\\ln", "\\sqrt", "\\exp", "\\frac", "\\left", "\\right", "\\cdot"]
-        + ["\\{", "\\}", "\\\\", "\\pi", "log", "sqrt", "999999"]
+LATEXY = st.lists(
+    st.sampled_from(
+        [
+            *"{}()[]^_!*=+-/|.,0123456789 xne",
+            *("**", "\\log", "\\ln", "\\sqrt", "\\exp", "\\frac", "\\left", "\\right"),
+            *("\\cdot", "\\{", "\\}", "\\\\", "\\pi", "log", "sqrt", "999999"),
+        ]
     ),
     max_size=80,
-)
+).map("".join)
 
 
 @settings(max_examples=500, deadline=None)

@@ -36,6 +36,8 @@ class VerifierPool:
         self.deadline_s = deadline_s
         self.max_queue = max_queue
         self.inflight = 0
+        # Tasks queue here, not inside pebble, so a task's deadline starts when it runs.
+        self._slots = asyncio.Semaphore(workers)
         self._pool = ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
@@ -55,29 +57,38 @@ class VerifierPool:
             raise Overloaded("verifier", f"verifier queue is full ({self.max_queue} in flight)")
         self.inflight += 1
         try:
-            fut = self._pool.schedule(fn, args=args, timeout=self.deadline_s)
-            try:
-                # pebble enforces the deadline; the outer wait is a last-resort guard.
-                result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
-            except (FuturesTimeout, TimeoutError):
-                fut.cancel()  # type: ignore[no-untyped-call]
-                return "timeout", None
-            except ProcessExpired as e:
-                return "error", f"worker died ({e})"
-            except MemoryError:
-                return "error", "worker out of memory"
-            except Exception as e:  # an exception raised inside the worker
-                return "error", f"{type(e).__name__}: {str(e)[:200]}"
-            return "ok", result
+            async with self._slots:
+                return await self._run_now(fn, args)
         finally:
             self.inflight -= 1
 
-    def alive_workers(self) -> int:
-        # pebble keeps no public worker count; its manager holds the live processes.
+    async def _run_now(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
+        fut = self._pool.schedule(fn, args=args, timeout=self.deadline_s)
+        try:
+            # pebble kills at the deadline; the outer wait is a last-resort guard.
+            result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
+        except (FuturesTimeout, TimeoutError):
+            fut.cancel()  # type: ignore[no-untyped-call]
+            return "timeout", None
+        except ProcessExpired as e:
+            return "error", f"worker died ({e})"
+        except MemoryError:
+            return "error", "worker out of memory"
+        except Exception as e:  # an exception raised inside the worker
+            return "error", f"{type(e).__name__}: {str(e)[:200]}"
+        return "ok", result
+
+    def _procs(self) -> list[Any]:
+        # pebble keeps no public worker list; its manager holds the live processes.
         mgr = getattr(self._pool, "_pool_manager", None)
         wm = getattr(mgr, "worker_manager", None)
-        procs = getattr(wm, "workers", {})
-        return sum(1 for p in procs.values() if p.is_alive())
+        return list(getattr(wm, "workers", {}).values())
+
+    def alive_workers(self) -> int:
+        return sum(1 for p in self._procs() if p.is_alive())
+
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self._procs() if p.is_alive()]
 
     def close(self, timeout: float = 5.0) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]

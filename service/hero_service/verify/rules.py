@@ -7,6 +7,7 @@ Each rollout ends as label 1 (`correct`) or label 0 with a status: `incorrect`,
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +21,46 @@ from hero_service.verify.pool import VerifierPool
 from hero_service.verify.prefilter import PrefilterConfig, prefilter
 
 _DETERMINISTIC = ("correct", "incorrect")
+# A trailing unit, either \text{ cm}-style or a bare word after a number.
+_TEXT_UNIT = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}\s*\$?\s*$")
+_BARE_UNIT = re.compile(r"\d\s*([A-Za-z][A-Za-z/]*(?:\^\d)?)\s*\$?\s*$")
+
+
+# Program text is never a math answer; graders that parse it may pull a number out.
+_CODE = re.compile(
+    r"__|\blambda\b|\bimport\b|\beval\s*\(|\bexec\s*\(|\bos\.|\bsystem\s*\(|\bopen\s*\("
+    r"|\bsubprocess\b|\bgetattr\b|\bglobals\s*\(|\bcompile\s*\(|;\s*\w+\s*\("
+)
+
+
+def _unit(s: str) -> str | None:
+    """The unit a numeric answer ends with, normalised; None for no unit or no number."""
+    m = _TEXT_UNIT.search(s) or _BARE_UNIT.search(s)
+    if m is None or not any(ch.isdigit() for ch in s[: m.start()] + s[m.start() : m.start(1)]):
+        return None
+    u = m.group(1).replace(" ", "").replace("~", "").lower()
+    if len(u) > 3 and u.endswith("s"):
+        u = u[:-1]
+    return u or None
+
+
+_HEDGE = re.compile(r"\\lor\b|\\vee\b|\\neq?\b|\\not\b|\bor\b|\\text\s*\{\s*or\s*\}")
+_CHOICE_REF = re.compile(r"\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?\s*")
+
+
+def _guard(reference: str, answer: str) -> str | None:
+    """Known false positives of numeric comparison, caught before any grading."""
+    ref_pm = any(p in reference for p in _PM)
+    if any(p in answer for p in _PM) and not ref_pm:
+        return "plus_minus"
+    if not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference):
+        return "hedge"  # "7 or 8", "x = 7 \\lor x \\neq 7"
+    ru, au = _unit(reference), _unit(answer)
+    if ru is not None and au is not None and ru != au:
+        return "unit_mismatch"
+    return None
+
+
 _PM = ("\\pm", "\\mp", "±", "∓")
 
 
@@ -52,7 +93,8 @@ class LRU:
 
 
 def _is_choice_reference(reference: str) -> bool:
-    return normalize_choice(reference) is not None and len(reference.strip()) <= 8
+    """An upper-case letter A-E, maybe in brackets: a lower-case `e` or `x` is maths."""
+    return _CHOICE_REF.fullmatch(reference) is not None and normalize_choice(reference) is not None
 
 
 class RuleVerifier:
@@ -99,6 +141,8 @@ class RuleVerifier:
         reason = prefilter(ex.answer, self.prefilter_config)
         if reason is not None:
             return Verdict(0, "rejected", ex.answer[:200], reason)
+        if _CODE.search(ex.answer):
+            return Verdict(0, "rejected", ex.answer[:200], "code")
         if ex.n_boxed > 1:
             distinct = {strip_string(b) for b in all_boxed(response)}
             if len(distinct) > 1:
@@ -118,8 +162,9 @@ class RuleVerifier:
         return [s if isinstance(s, Verdict) else results[s] for s in screened]
 
     async def _check(self, reference: str, answer: str, verifier: str) -> Verdict:
-        if any(p in answer for p in _PM) and not any(p in reference for p in _PM):
-            return Verdict(0, "incorrect", answer, "plus_minus")
+        guard = _guard(reference, answer)
+        if guard is not None:
+            return Verdict(0, "incorrect", answer, guard)
         key = (verifier, reference, answer)
         cached = self.cache.get(key)
         if cached is not None:
@@ -133,7 +178,9 @@ class RuleVerifier:
             self.cache.put(key, status)
         return Verdict(int(status == "correct"), status, answer, reason)
 
-    async def _grade(self, reference: str, answer: str, verifier: str) -> tuple[VerifierStatus, str | None]:
+    async def _grade(
+        self, reference: str, answer: str, verifier: str
+    ) -> tuple[VerifierStatus, str | None]:
         if verifier == "exact":
             return ("correct" if exact_match(reference, answer) else "incorrect"), None
         if verifier == "string":

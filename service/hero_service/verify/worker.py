@@ -61,7 +61,8 @@ def math_verify_task(reference: str, answer: str, timeout: int) -> str:
     pred = parse("\\boxed{" + answer + "}", extraction_config=ext, parsing_timeout=timeout)
     if not pred:
         return "no_parse"
-    ok = verify(gold, pred, timeout_seconds=timeout)
+    # float_rounding 8 (library: 6) so 0.142857 is not 1/7
+    ok = verify(gold, pred, float_rounding=8, timeout_seconds=timeout)
     return "correct" if ok else "incorrect"
 
 
