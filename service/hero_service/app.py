@@ -16,9 +16,9 @@ from hero_service.config import Settings
 from hero_service.http import install_http
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
-from hero_service.rm import DynamicBatcher, build_backend
+from hero_service.rm import RMScorer, build_scorer
 from hero_service.routes import router
-from hero_service.state import JobStore, SQLiteJobStore
+from hero_service.state import JobStore, build_store
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
 
@@ -33,7 +33,7 @@ class Runtime:
     metrics: Metrics
     pipeline: Pipeline | None = None
     verifier: RuleVerifier | None = None
-    batcher: DynamicBatcher | None = None
+    scorer: RMScorer | None = None
     store: JobStore | None = None
     pool: VerifierPool | None = None
     components: dict[str, bool] = field(
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLiteJobStore(settings.state_path, settings.idempotency_ttl_s)
+        store = await build_store(settings)
         rt.store = store
         rt.components["state"] = True
         pool = VerifierPool(
@@ -70,27 +70,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.verifier = RuleVerifier(
             pool, metrics, settings.verifier_cache_size, settings.verifier_inner_timeout_s
         )
-        backend_task = asyncio.create_task(asyncio.to_thread(build_backend, settings))
+        scorer_task = asyncio.create_task(asyncio.to_thread(build_scorer, settings, metrics))
         await pool.warm_up()
         rt.components["verifier_pool"] = True
-        backend = await backend_task
-        batcher = DynamicBatcher(
-            backend,
-            metrics,
-            settings.rm_max_batch_size,
-            settings.rm_max_batch_tokens,
-            settings.rm_max_queue,
-        )
-        batcher.start()
-        rt.batcher = batcher
+        scorer = await scorer_task
+        scorer.start()
+        rt.scorer = scorer
         rt.components["reward_model"] = True
-        rt.pipeline = Pipeline(settings, metrics, rt.verifier, batcher, store)
-        log.info("hero service ready (rm=%s, verifier=%s)", backend.name, settings.verifier)
+        rt.pipeline = Pipeline(settings, metrics, rt.verifier, scorer, store)
+        log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:
             yield
         finally:
             rt.accepting = False
-            await batcher.close()
+            await scorer.close()
             await asyncio.to_thread(pool.close)
             await store.close()
 

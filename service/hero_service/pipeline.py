@@ -13,7 +13,7 @@ from hero_client.schema import GroupIn, GroupResult, ShapingOverrides, Timings
 from hero_service.config import Settings
 from hero_service.errors import Conflict, InvalidInput
 from hero_service.metrics import Metrics
-from hero_service.rm import DynamicBatcher, RMInput
+from hero_service.rm import RMInput, RMScorer
 from hero_service.shaping import (
     GroupShaping,
     RunningSigma,
@@ -49,13 +49,13 @@ class Pipeline:
         settings: Settings,
         metrics: Metrics,
         verifier: RuleVerifier,
-        batcher: DynamicBatcher,
+        scorer: RMScorer,
         store: JobStore,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.verifier = verifier
-        self.batcher = batcher
+        self.scorer = scorer
         self.store = store
         self.default_shaping = settings.default_shaping()
 
@@ -140,7 +140,7 @@ class Pipeline:
         async def rm_all() -> list[float]:
             t = time.perf_counter()
             items = [RMInput(g.prompt, r, g.reference) for g in groups for r in g.responses]
-            out = await self.batcher.score(items)
+            out = await self.scorer.score(items)
             timings.rm_s = time.perf_counter() - t
             return out
 

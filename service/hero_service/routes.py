@@ -149,8 +149,8 @@ async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
         [GroupIn(prompt=req.prompt, reference=req.reference or "-", responses=req.responses)],
         lambda _: "",
     )
-    scores = await p.batcher.score([RMInput(req.prompt, r, req.reference) for r in req.responses])
-    return RMScoreResponse(rm_scores=scores, backend=p.batcher.backend.name)
+    scores = await p.scorer.score([RMInput(req.prompt, r, req.reference) for r in req.responses])
+    return RMScoreResponse(rm_scores=scores, backend=p.scorer.name)
 
 
 def _state(rec: JobRecord) -> JobState:

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from hero_service.config import Settings
+from hero_service.metrics import Metrics
 from hero_service.rm.base import Backend, Prepared, RMInput
 from hero_service.rm.batcher import DynamicBatcher
+
+
+class RMScorer(Protocol):
+    """What the pipeline needs from a reward model: async, batched across callers."""
+
+    @property
+    def name(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    async def score(self, items: list[RMInput]) -> list[float]: ...
+
+    async def close(self) -> None: ...
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -20,4 +36,24 @@ def build_backend(settings: Settings) -> Backend:
     raise ValueError(f"unknown rm_backend {settings.rm_backend!r}")
 
 
-__all__ = ["Backend", "DynamicBatcher", "Prepared", "RMInput", "build_backend"]
+def build_scorer(settings: Settings, metrics: Metrics) -> RMScorer:
+    """The configured scorer, not yet started (slow for in-process models: run off-loop)."""
+    backend = build_backend(settings)
+    return DynamicBatcher(
+        backend,
+        metrics,
+        settings.rm_max_batch_size,
+        settings.rm_max_batch_tokens,
+        settings.rm_max_queue,
+    )
+
+
+__all__ = [
+    "Backend",
+    "DynamicBatcher",
+    "Prepared",
+    "RMInput",
+    "RMScorer",
+    "build_backend",
+    "build_scorer",
+]

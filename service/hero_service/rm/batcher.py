@@ -71,6 +71,10 @@ class DynamicBatcher:
         self._prep_thread.shutdown(wait=False)
 
     @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
     def depth(self) -> int:
         return len(self._pending)
 
