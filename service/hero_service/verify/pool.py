@@ -38,13 +38,30 @@ class VerifierPool:
         self.inflight = 0
         # Tasks queue here, not inside pebble, so a task's deadline starts when it runs.
         self._slots = asyncio.Semaphore(workers)
-        self._pool = ProcessPool(
+        self._args = (workers, max_tasks, (memory_mb, cpu_s, max_files))
+        self._pool = self._new_pool()
+        self.restarts = 0
+
+    def _new_pool(self) -> ProcessPool:
+        workers, max_tasks, initargs = self._args
+        return ProcessPool(
             max_workers=workers,
             max_tasks=max_tasks,
             initializer=worker.init_worker,
-            initargs=(memory_mb, cpu_s, max_files),
+            initargs=initargs,
             context=multiprocessing.get_context("spawn"),
         )
+
+    def _schedule(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        try:
+            return self._pool.schedule(fn, args=args, timeout=self.deadline_s)
+        except RuntimeError:
+            # pebble marks the whole pool broken when, e.g., workers fail to start;
+            # replace it rather than failing every later verification.
+            self.restarts += 1
+            old, self._pool = self._pool, self._new_pool()
+            old.stop()  # type: ignore[no-untyped-call]
+            return self._pool.schedule(fn, args=args, timeout=self.deadline_s)
 
     async def warm_up(self) -> None:
         """Start every worker (imports take seconds) before the service says ready."""
@@ -63,7 +80,10 @@ class VerifierPool:
             self.inflight -= 1
 
     async def _run_now(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
-        fut = self._pool.schedule(fn, args=args, timeout=self.deadline_s)
+        try:
+            fut = self._schedule(fn, args)
+        except RuntimeError as e:
+            return "error", f"verifier pool unavailable: {e}"
         try:
             # pebble kills at the deadline; the outer wait is a last-resort guard.
             result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
