@@ -16,9 +16,14 @@ class Settings(BaseSettings):
     # server
     host: str = Field("127.0.0.1", description="Bind address (loopback by default).")
     port: int = Field(8000, ge=0, le=65535, description="Bind port.")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
     auth_tokens: list[str] = Field(
         default_factory=list, description="Bearer tokens; empty disables auth."
+    )
+    metrics_max_jobs: int = Field(
+        100, ge=1, description="Job ids kept as metric labels; later jobs report as 'other'."
     )
 
     # state
@@ -74,18 +79,22 @@ class Settings(BaseSettings):
     max_reference_chars: int = Field(10_000, ge=1, description="Max characters of a reference.")
 
     # default shaping (a preset, then explicit overrides)
-    shaping_preset: Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"] = (
-        "paper_main"
+    shaping_preset: Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"] = Field(
+        "paper_main", description="Named HERO preset new jobs start from."
     )
-    alpha: float | None = None
-    beta: float | None = None
-    eps: float | None = None
-    w_min: float | None = None
-    w_max: float | None = None
-    k: float | None = None
-    sigma_mean: Literal["ema", "cumulative"] = "ema"
-    momentum: float | None = None
-    advantage: Literal["none", "centered", "grpo"] = "none"
+    alpha: float | None = Field(None, description="Incorrect band [-alpha, alpha] (preset: 0.1).")
+    beta: float | None = Field(None, description="Correct band [1-beta, 1+beta] (preset: 0.1).")
+    eps: float | None = Field(None, description="Min-max normalisation epsilon (1e-6).")
+    w_min: float | None = Field(None, description="Lowest variance weight (preset: 0.5).")
+    w_max: float | None = Field(None, description="Highest variance weight (preset: 2.0).")
+    k: float | None = Field(None, description="Sigmoid steepness of the weight (preset: 5).")
+    sigma_mean: Literal["ema", "cumulative"] = Field(
+        "ema", description="Running mean of sigma per job: ema or cumulative."
+    )
+    momentum: float | None = Field(None, description="EMA momentum (0.9).")
+    advantage: Literal["none", "centered", "grpo"] = Field(
+        "none", description="Also return advantages: none, centered, grpo (w after std)."
+    )
 
     @model_validator(mode="after")
     def _check_shaping(self) -> Settings:
