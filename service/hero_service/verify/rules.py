@@ -198,6 +198,8 @@ class RuleVerifier:
             return "error", str(out)
         if out == "correct":
             return "correct", None
+        if out == "timeout":  # Math-Verify's own SIGALRM fired inside the worker
+            return "timeout", "inner_timeout"
         if out == "unparsed_gold":  # the library cannot read the gold: string check only
             return ("correct" if is_equiv(reference, answer) else "incorrect"), "unparsed_gold"
         return "incorrect", None if out == "incorrect" else str(out)

@@ -6,12 +6,23 @@ pebble runs tasks on the worker's main thread, and the parent adds a hard deadli
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import signal
 from typing import Any
 
 _CFG: dict[str, Any] = {}
+
+
+class _TimeoutFlag(logging.Handler):
+    """Math-Verify reports its own SIGALRM timeouts only as log warnings: catch them."""
+
+    hit = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Timeout during" in record.getMessage():
+            _TimeoutFlag.hit = True
 
 
 def init_worker(memory_mb: int, cpu_s: int, max_files: int) -> None:
@@ -36,6 +47,10 @@ def init_worker(memory_mb: int, cpu_s: int, max_files: int) -> None:
         boxed="all",
         equations=True,
     )
+    for name in ("math_verify.grader", "math_verify.parser", "math_verify"):
+        lg = logging.getLogger(name)
+        lg.addHandler(_TimeoutFlag())
+        lg.propagate = False
     _CFG["extraction"] = [
         LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm),
         ExprExtractionConfig(),
@@ -48,22 +63,25 @@ def ping() -> int:
 
 
 def math_verify_task(reference: str, answer: str, timeout: int) -> str:
-    """'correct' | 'incorrect' | 'unparsed_gold' | 'no_parse'. Both sides are boxed so
-    the same extraction path sees them (verl's recall-improving wrapper)."""
+    """'correct' | 'incorrect' | 'timeout' | 'unparsed_gold' | 'no_parse'. Both sides are
+    boxed so the same extraction path sees them (verl's recall-improving wrapper)."""
     from math_verify import parse, verify
 
     if not _CFG:
         init_worker(2048, 3600, 256)
     ext = _CFG["extraction"]
+    _TimeoutFlag.hit = False
     gold = parse("\\boxed{" + reference + "}", extraction_config=ext, parsing_timeout=timeout)
     if not gold:
-        return "unparsed_gold"
+        return "timeout" if _TimeoutFlag.hit else "unparsed_gold"
     pred = parse("\\boxed{" + answer + "}", extraction_config=ext, parsing_timeout=timeout)
     if not pred:
-        return "no_parse"
+        return "timeout" if _TimeoutFlag.hit else "no_parse"
     # float_rounding 8 (library: 6) so 0.142857 is not 1/7
     ok = verify(gold, pred, float_rounding=8, timeout_seconds=timeout)
-    return "correct" if ok else "incorrect"
+    if ok:
+        return "correct"
+    return "timeout" if _TimeoutFlag.hit else "incorrect"
 
 
 def crash_task(kind: str) -> str:
