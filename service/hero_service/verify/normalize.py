@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["exact_match", "is_equiv", "strip_string"]
+__all__ = ["brace_args", "exact_match", "is_equiv", "strip_string"]
 
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
 _THIN_SPACES = re.compile(r"\\[,;:]")
@@ -161,6 +161,12 @@ def _brace_args(s: str) -> str:
                 out.append("{" + s[i:end] + "}")
                 i = end
     return "".join(out)
+
+
+def brace_args(s: str) -> str:
+    """Public form of the `\\frac12` -> `\\frac{1}{2}` repair (used before Math-Verify,
+    whose parser misreads unbraced arguments)."""
+    return _brace_args(s)
 
 
 def _slash_to_frac(s: str) -> str:

@@ -88,7 +88,7 @@ class VerifierPool:
             # pebble kills at the deadline; the outer wait is a last-resort guard.
             result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
         except (FuturesTimeout, TimeoutError):
-            fut.cancel()  # type: ignore[no-untyped-call]
+            fut.cancel()
             return "timeout", None
         except ProcessExpired as e:
             return "error", f"worker died ({e})"

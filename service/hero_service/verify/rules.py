@@ -16,14 +16,11 @@ from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
-from hero_service.verify.normalize import exact_match, is_equiv, strip_string
+from hero_service.verify.normalize import brace_args, exact_match, is_equiv, strip_string
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.prefilter import PrefilterConfig, prefilter
 
 _DETERMINISTIC = ("correct", "incorrect")
-# A trailing unit, either \text{ cm}-style or a bare word after a number.
-_TEXT_UNIT = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}\s*\$?\s*$")
-_BARE_UNIT = re.compile(r"\d\s*([A-Za-z][A-Za-z/]*(?:\^\d)?)\s*\$?\s*$")
 
 
 # Program text is never a math answer; graders that parse it may pull a number out.
@@ -33,15 +30,50 @@ _CODE = re.compile(
 )
 
 
+_UNITS = {
+    # canonical unit -> spellings; units outside this table are never compared
+    "mm": ("mm", "millimeter", "millimetre"),
+    "cm": ("cm", "centimeter", "centimetre"),
+    "m": ("m", "meter", "metre"),
+    "km": ("km", "kilometer", "kilometre"),
+    "in": ("in", "inch", "inche"),
+    "ft": ("ft", "foot", "feet"),
+    "yd": ("yd", "yard"),
+    "mi": ("mi", "mile"),
+    "mg": ("mg", "milligram"),
+    "g": ("g", "gram"),
+    "kg": ("kg", "kilogram"),
+    "lb": ("lb", "lbs", "pound"),
+    "oz": ("oz", "ounce"),
+    "s": ("s", "sec", "second"),
+    "min": ("min", "minute"),
+    "h": ("h", "hr", "hrs", "hour"),
+    "day": ("day",),
+    "week": ("week", "wk"),
+    "month": ("month",),
+    "year": ("year", "yr", "yrs"),
+    "m/s": ("m/s", "meter/second", "meterpersecond"),
+    "km/h": ("km/h", "kmh", "kph", "kilometer/hour", "kilometerperhour"),
+    "mph": ("mph", "mile/hour", "mileperhour"),
+    "ml": ("ml", "milliliter", "millilitre"),
+    "l": ("l", "liter", "litre"),
+    "cent": ("cent", "¢"),
+    "dollar": ("dollar",),
+}
+_UNIT_OF = {alias: canon for canon, names in _UNITS.items() for alias in names}
+_UNIT_CMD = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}")
+
+
 def _unit(s: str) -> str | None:
-    """The unit a numeric answer ends with, normalised; None for no unit or no number."""
-    m = _TEXT_UNIT.search(s) or _BARE_UNIT.search(s)
-    if m is None or not any(ch.isdigit() for ch in s[: m.start()] + s[m.start() : m.start(1)]):
+    """The canonical unit after an answer's last digit; None for none or an unknown one."""
+    last = max((i for i, ch in enumerate(s) if ch.isdigit()), default=-1)
+    if last < 0:
         return None
-    u = m.group(1).replace(" ", "").replace("~", "").lower()
-    if len(u) > 3 and u.endswith("s"):
+    tail = _UNIT_CMD.sub(lambda g: g.group(1), s[last + 1 :])  # `\text{m}/\text{s}` -> m/s
+    u = "".join(ch for ch in tail.lower() if ch not in " ~${}\\,.")
+    if len(u) > 3 and u.endswith("s") and u[:-1] in _UNIT_OF:
         u = u[:-1]
-    return u or None
+    return _UNIT_OF.get(u)
 
 
 _HEDGE = re.compile(r"\\lor\b|\\vee\b|\\neq?\b|\\not\b|\bor\b|\\text\s*\{\s*or\s*\}")
@@ -133,11 +165,13 @@ class RuleVerifier:
         ok = gold is not None and got == gold
         return Verdict(int(ok), "correct" if ok else "incorrect", got)
 
-    def _screen(self, response: str) -> Verdict | str:
+    def _screen(self, reference: str, response: str) -> Verdict | str:
         """Extract the final answer, or a verdict when no verification is needed."""
         ex = extract_answer(response)
         if ex.answer is None:
             return Verdict(0, "no_answer", None)
+        if ex.n_boxed <= 1 and exact_match(reference, ex.answer):
+            return Verdict(1, "correct", ex.answer)  # the reference itself may be "huge"
         reason = prefilter(ex.answer, self.prefilter_config)
         if reason is not None:
             return Verdict(0, "rejected", ex.answer[:200], reason)
@@ -150,7 +184,7 @@ class RuleVerifier:
         return ex.answer
 
     async def _math(self, reference: str, responses: list[str], verifier: str) -> list[Verdict]:
-        screened = [self._screen(r) for r in responses]
+        screened = [self._screen(reference, r) for r in responses]
         distinct = {s for s in screened if isinstance(s, str)}
         results = dict(
             zip(
@@ -190,7 +224,7 @@ class RuleVerifier:
         ):
             return "correct", None
         kind, out = await self.pool.run(
-            worker.math_verify_task, reference, answer, self.inner_timeout_s
+            worker.math_verify_task, reference, brace_args(answer), self.inner_timeout_s
         )
         if kind == "timeout":
             return "timeout", None
