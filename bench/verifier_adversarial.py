@@ -48,16 +48,22 @@ async def run(deadline: float) -> None:
                 worst = max(worst, (dt, c["id"]))
                 statuses[v.status] += 1
                 correct += v.label
-            print(f"{verifier}: {len(cases)} inputs, labelled correct: {correct}, "
-                  f"slowest {worst[0]:.2f}s ({worst[1]}), deadline {deadline}s, "
-                  f"statuses {dict(statuses)}")
+            print(
+                f"{verifier}: {len(cases)} inputs, labelled correct: {correct}, "
+                f"slowest {worst[0]:.2f}s ({worst[1]}), deadline {deadline}s, "
+                f"statuses {dict(statuses)}"
+            )
         ok = await rv.verify_group("\\frac{1}{2}", ["\\boxed{0.5}"], "math_verify")
-        print(f"pool still serving: {ok[0].status}; workers alive {pool.alive_workers()}/2; "
-              f"restarts {pool.restarts}")
+        print(
+            f"pool still serving: {ok[0].status}; workers alive {pool.alive_workers()}/2; "
+            f"restarts {pool.restarts}"
+        )
     finally:
         pool.close()
-    print(f"injection files created: {len(glob.glob('/tmp/hero_pwned_*'))}; "
-          f"parent RSS {rss0:.0f} -> {rss_mb():.0f} MB")
+    print(
+        f"injection files created: {len(glob.glob('/tmp/hero_pwned_*'))}; "
+        f"parent RSS {rss0:.0f} -> {rss_mb():.0f} MB"
+    )
 
 
 def main() -> None:
