@@ -194,3 +194,123 @@ class RMScoreRequest(_Strict):
 class RMScoreResponse(BaseModel):
     rm_scores: list[float]
     backend: str
+
+
+class ScoreSampleRequest(_Strict):
+    """One rollout of a group; the server holds it until the group is complete.
+
+    The server waits until `group_size` samples of (`job_id`, `group_id`) have arrived or
+    the group's deadline passes, scores the group once, and answers every waiting request
+    with its own reward. Retrying with the same `sample_index` (or `request_id`) joins the
+    waiting sample or replays its answer: it is never counted twice.
+    """
+
+    job_id: str = Field(..., pattern=JOB_ID_PATTERN)
+    group_id: str = Field(
+        ..., min_length=1, max_length=256, description="Group key, e.g. verl's uid."
+    )
+    group_size: int = Field(..., ge=1, description="How many samples the group will have.")
+    prompt: str = Field("", description="The prompt; must match across the group.")
+    reference: str = Field(
+        ..., min_length=1, description="Gold answer; must match across the group."
+    )
+    response: str = Field(..., description="This sample's rollout.")
+    sample_index: int | None = Field(
+        None, ge=0, description="Position in the group (0..group_size-1); identifies retries."
+    )
+    request_id: str | None = Field(
+        None, min_length=1, max_length=256, description="Identifies retries of this sample."
+    )
+    label: int | None = Field(
+        None, description="Trusted 0/1 correctness label, for verifier FPR auditing only."
+    )
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds the group waits from its first sample (first sample's value "
+        "wins; capped by the server's barrier_max_deadline_s).",
+    )
+    shaping: ShapingOverrides | None = None
+    verifier: VerifierName | None = None
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("reference must not be blank")
+        return v
+
+    @field_validator("label")
+    @classmethod
+    def _label_binary(cls, v: int | None) -> int | None:
+        if v is not None and v not in (0, 1):
+            raise ValueError(f"label must be 0 or 1, got {v!r}")
+        return v
+
+
+class ScoreSampleResponse(BaseModel):
+    """One sample's share of its scored group."""
+
+    job_id: str
+    group_id: str
+    request_id: str | None = None
+    sample_index: int = Field(..., description="The sample's index (its position if not given).")
+    position: int = Field(..., description="Index of this sample in the scored group.")
+    reward: float
+    verifier: int
+    verifier_status: VerifierStatus
+    answer: str | None = None
+    rm_score: float
+    normalized: float
+    advantage: float | None = None
+    weight: float
+    sigma: float
+    sigma_bar: float
+    collapse: Collapse
+    group_size: int = Field(..., description="The group size the samples asked for.")
+    group_count: int = Field(..., description="Samples actually scored in the group.")
+    partial: bool = Field(..., description="True when the deadline passed before all arrived.")
+    replayed: bool = Field(False, description="True for a retry answered from memory.")
+    wait_s: float = Field(0.0, description="Seconds this sample waited for its group.")
+    timings: Timings = Field(default_factory=Timings)
+
+
+# The numeric extra_logs keys /get_reward always returns (OpenRLHF needs the same keys).
+GET_REWARD_LOG_KEYS = (
+    "hero_verifier",
+    "hero_rm_score",
+    "hero_normalized",
+    "hero_weight",
+    "hero_sigma",
+    "hero_sigma_bar",
+    "hero_all_correct",
+    "hero_all_incorrect",
+    "hero_partial",
+    "hero_group_count",
+    "hero_prompt_mismatch",
+    "hero_error",
+)
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF's remote reward request (`--reward.remote_url`): parallel lists.
+
+    OpenRLHF >= 0.10 sends one sample per request; <= 0.9 sends batches. Unknown keys are
+    ignored so that other OpenRLHF-style clients keep working.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    query: list[str] = Field(..., description="prompt + response, as decoded by the trainer.")
+    prompts: list[str] | None = Field(None, description="The prompts (same length as query).")
+    labels: list[str | int | float | None] | None = Field(
+        None, description="Reference answers (same length as query)."
+    )
+
+
+class GetRewardResponse(BaseModel):
+    """OpenRLHF's expected answer: `rewards` train, `scores` drive dynamic filtering."""
+
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]]

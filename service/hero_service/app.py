@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 
 from hero_service import __version__
+from hero_service.barrier import Barrier
+from hero_service.compat import router as compat_router
 from hero_service.config import Settings
 from hero_service.http import install_http
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
-from hero_service.rm import RMScorer, build_scorer
+from hero_service.rm import RMInput, RMScorer, build_scorer
 from hero_service.routes import router
 from hero_service.state import JobStore, build_store
 from hero_service.verify.pool import VerifierPool
@@ -47,16 +49,42 @@ class Runtime:
         return self.accepting and all(self.components.values())
 
 
+async def _probe_state(rt: Runtime, store: JobStore, interval_s: float = 5.0) -> None:
+    """Readiness waits for the state store's first successful ping. After that, an
+    outage is answered per request (503 state_unavailable + Retry-After) and shown by
+    hero_state_up, not by readiness: a shared store's outage would otherwise take every
+    replica out of its Service at once and turn clear 503s into connection errors."""
+    delay = 0.1
+    up: bool | None = None
+    while True:
+        try:
+            ok = await asyncio.wait_for(store.ping(), rt.settings.state_timeout_s * 2)
+        except Exception as e:
+            ok = False
+            if up is not False:
+                log.warning("job-state store unreachable: %s", e)
+        if ok and up is False:
+            log.warning("job-state store reachable again")
+        up = ok
+        rt.metrics.state_up.set(1 if ok else 0)
+        if ok:
+            rt.components["state"] = True
+        await asyncio.sleep(interval_s if rt.components["state"] else delay)
+        delay = min(delay * 2, 2.0)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_max_jobs)
+    metrics.rm_queue_capacity.set(settings.rm_max_queue)
+    metrics.verifier_queue_capacity.set(settings.verifier_max_queue)
     rt = Runtime(settings=settings, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await build_store(settings)
         rt.store = store
-        rt.components["state"] = True
+        probe = asyncio.create_task(_probe_state(rt, store), name="state-probe")
         pool = VerifierPool(
             settings.verifier_workers,
             settings.verifier_deadline_s,
@@ -75,14 +103,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.components["verifier_pool"] = True
         scorer = await scorer_task
         scorer.start()
+        await scorer.score([RMInput("warm-up", "warm-up")])  # first forward pass is slow
         rt.scorer = scorer
         rt.components["reward_model"] = True
         rt.pipeline = Pipeline(settings, metrics, rt.verifier, scorer, store)
+        app.state.barrier = Barrier(settings, metrics, rt.pipeline)  # per-sample groups
         log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:
             yield
         finally:
             rt.accepting = False
+            probe.cancel()
+            await app.state.barrier.close()  # score open groups while the RM is up
             await scorer.close()
             await asyncio.to_thread(pool.close)
             await store.close()
@@ -96,5 +128,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rt = rt
     install_http(app, rt)
     app.include_router(router)
+    app.include_router(compat_router)
 
     return app

@@ -1,4 +1,5 @@
-"""`hero` command line: `hero serve` (every setting is a flag and a HERO_* env var)."""
+"""`hero` command line: `hero serve` (every setting is a flag and a HERO_* env var),
+`hero score` / `hero report` (offline scoring and reports: offline.py, report.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from hero_service import offline, report
 from hero_service.config import Settings
 
 
@@ -29,18 +31,49 @@ def _settings_from(ns: argparse.Namespace) -> Settings:
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
-
     from hero_service.app import create_app
+    from hero_service.lifecycle import run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    run(create_app(settings), settings)  # graceful SIGTERM: not ready, drain, finish, close
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_STATE_FLAGS = ("state_url", "state_path", "redis_key_prefix", "state_timeout_s")
+
+
+def _duration(text: str) -> float:
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * _UNITS[t[-1]] if t and t[-1] in _UNITS else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 30d, 12h, 90m, 3600)"
+        ) from None
+
+
+def prune_cmd(ns: argparse.Namespace) -> int:
+    """Old-job policy: delete jobs not updated for --older-than (cron / CronJob)."""
+    import asyncio
+
+    from hero_service.state import build_store, prune_jobs
+
+    given = {k: getattr(ns, k) for k in _STATE_FLAGS if getattr(ns, k) is not None}
+    settings = Settings(**given)
+
+    async def go() -> list[str]:
+        store = await build_store(settings)
+        try:
+            return await prune_jobs(store, ns.older_than, ns.dry_run)
+        finally:
+            await store.close()
+
+    pruned = asyncio.run(go())
+    verb = "would delete" if ns.dry_run else "deleted"
+    for j in pruned:
+        print(j)
+    print(f"{verb} {len(pruned)} job(s) idle for over {ns.older_than:.0f}s", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the HTTP service")
     _add_settings_flags(p_serve)
+    p_prune = sub.add_parser(
+        "prune-jobs", help="delete jobs idle for longer than --older-than (with their state)"
+    )
+    p_prune.add_argument("--older-than", type=_duration, required=True, help="e.g. 30d, 12h")
+    p_prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    for name in _STATE_FLAGS:
+        p_prune.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
+    offline.add_parser(sub)  # hero score
+    report.add_parser(sub)  # hero report
     ns = parser.parse_args(argv)
+    if ns.command == "score":
+        return offline.main(ns)
+    if ns.command == "report":
+        return report.main(ns)
     if ns.command == "serve":
         try:
             settings = _settings_from(ns)
@@ -56,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hero: invalid configuration:\n{e}", file=sys.stderr)
             return 2
         serve(settings)
+    if ns.command == "prune-jobs":
+        return prune_cmd(ns)
     return 0
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hero_service.shaping import PRESETS, ShapingConfig, ShapingError
 
@@ -19,8 +20,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
-    auth_tokens: list[str] = Field(
-        default_factory=list, description="Bearer tokens; empty disables auth."
+    auth_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens (comma-separated in env/flag); empty disables auth.",
     )
     metrics_max_jobs: int = Field(
         100, ge=1, description="Job ids kept as metric labels; later jobs report as 'other'."
@@ -53,7 +55,9 @@ class Settings(BaseSettings):
     )
 
     # reward model
-    rm_backend: Literal["embedded", "hf"] = Field("embedded", description="Reward-model backend.")
+    rm_backend: Literal["embedded", "hf", "vllm", "remote"] = Field(
+        "embedded", description="Reward-model backend (vllm needs the vllm extra)."
+    )
     rm_model: str = Field("", description="Model path for the hf backend.")
     rm_device: str = Field("cpu", description="torch device for in-process backends.")
     rm_dtype: Literal["float32", "bfloat16", "float16"] = Field(
@@ -70,6 +74,85 @@ class Settings(BaseSettings):
     rm_max_queue: int = Field(4096, ge=1, description="Max sequences waiting before 429.")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0 = default).")
 
+    # reward model: remote and in-process vLLM backends (rm/remote.py, rm/vllm.py).
+    # Both apply the chat template on our side with hf.py's tokenization code, so all
+    # backends score the same token ids; rm_max_length / rm_truncation_side apply too.
+    rm_tokenizer: str = Field(
+        "",
+        description="Local tokenizer dir for the remote backend's chat template "
+        "(default: rm_model).",
+    )
+    rm_remote_url: str = Field("", description="Base URL of the remote RM server.")
+    rm_remote_api: Literal["vllm_classify", "vllm_pooling", "tei"] = Field(
+        "vllm_classify", description="Remote protocol: vLLM /classify, vLLM /pooling, TEI /predict."
+    )
+    rm_remote_model: str = Field("", description="Model name sent to vLLM (served model name).")
+    rm_remote_pooling_task: Literal["classify", "token_classify"] = Field(
+        "classify",
+        description="Task for vllm_pooling: classify (seq-cls RMs) or token_classify "
+        "(token reward models such as Qwen2ForRewardModel; the last token's score is used).",
+    )
+    rm_remote_send: Literal["ids", "text"] = Field(
+        "ids", description="vLLM input: token ids (default) or text with add_special_tokens=false."
+    )
+    rm_remote_api_key: str = Field("", description="Bearer token for the remote RM, if any.")
+    rm_remote_connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
+    rm_remote_timeout_s: float = Field(60.0, gt=0, description="Read timeout per HTTP request.")
+    rm_remote_retries: int = Field(
+        4, ge=0, description="Retries on connect errors and HTTP 429/502/503."
+    )
+    rm_remote_backoff_s: float = Field(0.2, ge=0, description="First retry backoff (doubles).")
+    rm_remote_backoff_max_s: float = Field(5.0, ge=0, description="Max backoff per retry.")
+    rm_remote_max_concurrency: int = Field(
+        64, ge=1, description="Max HTTP requests in flight to the remote RM (pooled connections)."
+    )
+    rm_remote_max_batch: int = Field(
+        32, ge=1, description="Max sequences per HTTP request to the remote RM."
+    )
+    rm_vllm_max_num_seqs: int = Field(256, ge=1, description="vLLM max sequences per step.")
+    rm_vllm_max_num_batched_tokens: int = Field(
+        0, ge=0, description="vLLM token budget per step (0 = vLLM's default)."
+    )
+    rm_vllm_gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="vLLM share of GPU memory (GPU only)."
+    )
+    rm_vllm_prefix_caching: bool = Field(
+        True, description="vLLM prefix caching (rollouts of one prompt share its KV)."
+    )
+    rm_vllm_engine_args: str = Field(
+        "", description="Extra vLLM engine args as JSON, e.g. '{\"enforce_eager\": true}'."
+    )
+
+    # barrier: per-sample scoring (/score_sample, /get_reward) assembles groups server-side
+    # (barrier.py, compat.py). Deadlines count from a group's first sample and must stay
+    # well under the trainer's HTTP timeout (OpenRLHF waits 180 s).
+    barrier_deadline_s: float = Field(
+        30.0, gt=0, description="Default seconds a group waits for its samples."
+    )
+    barrier_max_deadline_s: float = Field(
+        600.0, gt=0, description="Largest deadline_s a request may ask for (longer is capped)."
+    )
+    barrier_max_open_groups: int = Field(
+        10_000, ge=1, description="Groups waiting for samples before new groups get 429."
+    )
+    barrier_max_pending_samples: int = Field(
+        200_000, ge=1, description="Samples waiting in open groups before new ones get 429."
+    )
+    barrier_closed_ttl_s: float = Field(
+        900.0, gt=0, description="How long a scored group's answers are kept for retries."
+    )
+    barrier_max_closed_groups: int = Field(
+        100_000, ge=0, description="Scored groups remembered for retries and late samples."
+    )
+    compat_job_id: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$",
+        description="Job id for /get_reward when the URL gives no job_id.",
+    )
+    compat_fallback_reward: float = Field(
+        0.0, description="Reward /get_reward returns for a sample it failed to score."
+    )
+
     # request limits
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Max request body (413).")
     max_group_size: int = Field(1024, ge=1, description="Max responses per group.")
@@ -77,6 +160,71 @@ class Settings(BaseSettings):
     max_response_chars: int = Field(200_000, ge=1, description="Max characters per response.")
     max_prompt_chars: int = Field(200_000, ge=1, description="Max characters of a prompt.")
     max_reference_chars: int = Field(10_000, ge=1, description="Max characters of a reference.")
+
+    # reliability: shared state, backpressure, shutdown, auth (issue 6; docs/reliability.md).
+    # state_url selects the store: empty -> SQLite at state_path; redis://host:6379/0 ->
+    # Redis, shared by every replica serving a job (state/redis.py).
+    state_url: str = Field(
+        "", description="Job-state store URL: empty (SQLite at state_path) or redis://H:P/DB."
+    )
+    state_timeout_s: float = Field(
+        2.0, gt=0, description="Connect/read timeout of the state store (Redis) in seconds."
+    )
+    redis_key_prefix: str = Field("hero:", description="Prefix of every Redis key.")
+    max_inflight_requests: int = Field(
+        64,
+        ge=0,
+        description="Scoring requests in flight per replica before 429 (0 = no limit; the "
+        "barrier routes are bounded by their own limits).",
+    )
+    max_queued_requests: int = Field(
+        64, ge=0, description="Scoring requests that may wait for an in-flight slot."
+    )
+    queue_wait_s: float = Field(
+        0.25,
+        ge=0,
+        description="Longest wait for an in-flight slot before 429 (0 = no queue).",
+    )
+    request_deadline_s: float = Field(
+        120.0, ge=0, description="Per-request deadline of scoring routes (503; 0 = none)."
+    )
+    shutdown_drain_s: float = Field(
+        0.0,
+        ge=0,
+        description="On SIGTERM: seconds to report not-ready before closing the listener.",
+    )
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="On SIGTERM: seconds in-flight requests get to finish."
+    )
+    auth_tokens_file: str = Field(
+        "", description="File with bearer tokens, one per line (e.g. a mounted Secret)."
+    )
+    auth_open_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/health", "/ready", "/metrics", "/docs", "/openapi.json"],
+        description="Paths served without a token when auth is on (comma-separated).",
+    )
+
+    @field_validator("auth_tokens", "auth_open_paths", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = json.loads(v) if v.lstrip().startswith("[") else v.split(",")
+        return [x.strip() for x in v if x.strip()] if isinstance(v, list) else v
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, v: str) -> str:
+        if v and not v.startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+            raise ValueError("state_url must be empty, sqlite:///PATH or redis://HOST:PORT/DB")
+        return v
+
+    def bearer_tokens(self) -> list[str]:
+        """auth_tokens plus the tokens in auth_tokens_file (read now: rotate + restart)."""
+        tokens = list(self.auth_tokens)
+        if self.auth_tokens_file:
+            with open(self.auth_tokens_file, encoding="utf-8") as f:
+                tokens += [t.strip() for t in f if t.strip() and not t.startswith("#")]
+        return tokens
 
     # default shaping (a preset, then explicit overrides)
     shaping_preset: Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"] = Field(

@@ -15,6 +15,7 @@ STATUS: Final[dict[str, int]] = {
     "backend_error": 502,
     "not_ready": 503,
     "state_unavailable": 503,
+    "deadline_exceeded": 503,
     "internal_error": 500,
 }
 
@@ -65,3 +66,15 @@ class Overloaded(ServiceError):
         super().__init__(message)
         self.stage = stage
         self.retry_after = retry_after
+
+
+class StateUnavailable(ServiceError):
+    """The job-state store cannot be reached (e.g. Redis down); retry after a pause."""
+
+    kind = "state_unavailable"
+
+
+class DeadlineExceeded(ServiceError):
+    """The request did not finish within the server's per-request deadline."""
+
+    kind = "deadline_exceeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import time
@@ -95,17 +96,22 @@ class BodyLimit:
 
 def install_http(app: FastAPI, rt: Runtime) -> None:
     settings = rt.settings
-    tokens = [t.encode() for t in settings.auth_tokens]
+    # Compare SHA-256 digests so the comparison time depends on neither the token's
+    # length nor which token matches (every token is compared).
+    tokens = [hashlib.sha256(t.encode()).digest() for t in settings.bearer_tokens()]
+    open_paths = frozenset(settings.auth_open_paths)
 
     @app.middleware("http")
     async def auth_and_metrics(request: Request, call_next: Any) -> Any:
         path = request.url.path
-        if tokens and path not in OPEN_PATHS:
+        if tokens and path not in open_paths:
             got = request.headers.get("authorization", "")
             scheme, _, token = got.partition(" ")
-            ok = scheme.lower() == "bearer" and any(
-                hmac.compare_digest(token.encode(), t) for t in tokens
-            )
+            given = hashlib.sha256(token.strip().encode()).digest()
+            matched = 0
+            for t in tokens:
+                matched |= hmac.compare_digest(given, t)
+            ok = scheme.lower() == "bearer" and bool(matched)
             if not ok:
                 return error_response(
                     "unauthorized",
@@ -121,6 +127,16 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
         return response
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    from hero_service.limits import Admission  # outermost: refuses before reading a body
+
+    app.add_middleware(
+        Admission,
+        metrics=rt.metrics,
+        max_inflight=settings.max_inflight_requests,
+        deadline_s=settings.request_deadline_s,
+        max_queued=settings.max_queued_requests,
+        queue_wait_s=settings.queue_wait_s,
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -148,7 +164,9 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
         if isinstance(exc, Overloaded):
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         if exc.kind in ("not_ready", "state_unavailable"):
-            headers = {"Retry-After": "5"}
+            headers = {"Retry-After": "5" if exc.kind == "not_ready" else "2"}
+        if exc.kind == "state_unavailable":
+            rt.metrics.state_errors.inc()
         return error_response(exc.kind, exc.message, exc.field, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,6 +2,8 @@
 
 Each app gets its own registry so several apps (tests, replicas in one process) never
 collide. Label sets are bounded: job ids are capped (`max_job_labels`, overflow -> "other").
+The training job's id is the label `job_id`, never `job`: Prometheus owns `job` (the
+scrape job) and would rename ours to `exported_job`.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ class Metrics:
         self.groups = Counter(
             "hero_groups_total",
             "Scored groups by collapse kind.",
-            ["job", "collapse"],
+            ["job_id", "collapse"],
             registry=r,
         )
-        self.rollouts = Counter("hero_rollouts_total", "Scored rollouts.", ["job"], registry=r)
+        self.rollouts = Counter("hero_rollouts_total", "Scored rollouts.", ["job_id"], registry=r)
         self.verifier_outcomes = Counter(
             "hero_verifier_outcomes_total",
             "Verifier results by verifier and status.",
@@ -52,7 +54,7 @@ class Metrics:
         self.verifier_confusion = Counter(
             "hero_verifier_confusion_total",
             "Verifier label vs trusted label (tp/fp/tn/fn), when requests carry labels.",
-            ["job", "outcome"],
+            ["job_id", "outcome"],
             registry=r,
         )
         self.verifier_duration = Histogram(
@@ -78,18 +80,18 @@ class Metrics:
             "hero_rm_verifier_disagreement_total",
             "Unlabelled proxy: verifier-correct rollouts the RM ranks lowest in the group "
             "(verified_low_rm) and verifier-incorrect ones it ranks highest (rejected_high_rm).",
-            ["job", "kind"],
+            ["job_id", "kind"],
             registry=r,
         )
         self.weight = Histogram(
             "hero_weight",
             "Variance-aware weight per group.",
-            ["job"],
+            ["job_id"],
             buckets=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0),
             registry=r,
         )
         self.sigma_bar = Gauge(
-            "hero_sigma_bar", "Job's running mean of sigma.", ["job"], registry=r
+            "hero_sigma_bar", "Job's running mean of sigma.", ["job_id"], registry=r
         )
         self.rm_batch_size = Histogram(
             "hero_rm_batch_size", "Sequences per RM forward pass.", buckets=_SIZE, registry=r
@@ -135,6 +137,94 @@ class Metrics:
             "Requests answered from the idempotency store.",
             registry=r,
         )
+        # Capacities, so dashboards and alerts can show saturation as a ratio.
+        self.rm_queue_capacity = Gauge(
+            "hero_rm_queue_capacity",
+            "Max sequences the RM queue holds before 429 (setting rm_max_queue).",
+            registry=r,
+        )
+        self.verifier_queue_capacity = Gauge(
+            "hero_verifier_queue_capacity",
+            "Max verifications in flight before 429 (setting verifier_max_queue).",
+            registry=r,
+        )
+        self.job_label_cap = Gauge(
+            "hero_job_label_cap",
+            'Distinct job ids kept as metric labels; later jobs report as job_id="other".',
+            registry=r,
+        )
+        self.job_label_cap.set(max_job_labels)
+        self.job_label_overflow = Counter(
+            "hero_job_label_overflow_total",
+            'Scored calls whose job id was folded into job_id="other" by the label cap.',
+            registry=r,
+        )
+
+        # Group barrier (barrier.py): per-sample requests waiting for their group.
+        self.barrier_open_groups = Gauge(
+            "hero_barrier_open_groups", "Groups waiting for samples in the barrier.", registry=r
+        )
+        self.barrier_pending_samples = Gauge(
+            "hero_barrier_pending_samples",
+            "Samples waiting in open barrier groups.",
+            registry=r,
+        )
+        self.barrier_groups = Counter(
+            "hero_barrier_groups_total",
+            "Barrier groups closed, by outcome (complete / partial / failed / abandoned).",
+            ["outcome"],
+            registry=r,
+        )
+        self.barrier_samples = Counter(
+            "hero_barrier_samples_total",
+            "Per-sample barrier requests by outcome (scored / joined / replayed / late / "
+            "withdrawn / rejected / failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.barrier_wait = Histogram(
+            "hero_barrier_wait_seconds",
+            "Time from a group's first sample until it was closed for scoring.",
+            buckets=_LAT,
+            registry=r,
+        )
+        self.barrier_fill_ratio = Histogram(
+            "hero_barrier_fill_ratio",
+            "Samples scored / group_size for each barrier group (1 = complete).",
+            buckets=(0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0),
+            registry=r,
+        )
+
+        # Reliability (limits.py, state stores): admission control, deadlines, state outages.
+        self.inflight_requests = Gauge(
+            "hero_inflight_requests",
+            "Scoring requests admitted and not finished (this replica).",
+            registry=r,
+        )
+        self.inflight_limit = Gauge(
+            "hero_inflight_requests_limit",
+            "max_inflight_requests of this replica (0 = unlimited).",
+            registry=r,
+        )
+        self.admission_queue = Gauge(
+            "hero_admission_queued_requests",
+            "Scoring requests waiting for an in-flight slot (this replica).",
+            registry=r,
+        )
+        self.deadline_exceeded = Counter(
+            "hero_deadline_exceeded_total",
+            "Requests cut off by request_deadline_s (answered 503 deadline_exceeded).",
+            ["route"],
+            registry=r,
+        )
+        self.state_errors = Counter(
+            "hero_state_errors_total",
+            "Requests answered 503 state_unavailable (state store unreachable or contended).",
+            registry=r,
+        )
+        self.state_up = Gauge(
+            "hero_state_up", "1 while the last probe of the job-state store succeeded.", registry=r
+        )
 
     def job_label(self, job_id: str) -> str:
         """Bound label cardinality: the first `max_job_labels` jobs keep their id."""
@@ -144,4 +234,5 @@ class Metrics:
             if len(self._jobs) < self._max_jobs:
                 self._jobs.add(job_id)
                 return job_id
+        self.job_label_overflow.inc()
         return "other"

@@ -11,7 +11,7 @@ from typing import Any
 
 from hero_client.schema import GroupIn, GroupResult, ShapingOverrides, Timings
 from hero_service.config import Settings
-from hero_service.errors import Conflict, InvalidInput
+from hero_service.errors import Conflict, InvalidInput, Overloaded
 from hero_service.metrics import Metrics
 from hero_service.rm import RMInput, RMScorer
 from hero_service.shaping import (
@@ -131,9 +131,13 @@ class Pipeline:
 
         async def verify_all() -> list[list[Verdict]]:
             t = time.perf_counter()
-            out = await asyncio.gather(
-                *(self.verifier.verify_group(g.reference, g.responses, vname) for g in groups)
-            )
+            try:
+                out = await asyncio.gather(
+                    *(self.verifier.verify_group(g.reference, g.responses, vname) for g in groups)
+                )
+            except Overloaded:
+                self.metrics.rejected.labels("verifier").inc()
+                raise
             timings.verify_s = time.perf_counter() - t
             return list(out)
 

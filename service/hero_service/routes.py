@@ -146,7 +146,14 @@ async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
     """The reward model alone (raw scores)."""
     p = _pipeline(request)
     p.check_limits(
-        [GroupIn(prompt=req.prompt, reference=req.reference or "-", responses=req.responses)],
+        [
+            GroupIn.model_construct(
+                prompt=req.prompt,
+                reference=req.reference or "-",
+                responses=req.responses,
+                labels=None,
+            )
+        ],
         lambda _: "",
     )
     scores = await p.scorer.score([RMInput(req.prompt, r, req.reference) for r in req.responses])

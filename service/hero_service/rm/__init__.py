@@ -33,11 +33,25 @@ def build_backend(settings: Settings) -> Backend:
         from hero_service.rm.hf import HFRewardModel
 
         return HFRewardModel.from_settings(settings)
+    if settings.rm_backend in ("vllm", "remote"):
+        raise ValueError(f"rm_backend {settings.rm_backend!r} is a scorer: use build_scorer")
     raise ValueError(f"unknown rm_backend {settings.rm_backend!r}")
 
 
 def build_scorer(settings: Settings, metrics: Metrics) -> RMScorer:
-    """The configured scorer, not yet started (slow for in-process models: run off-loop)."""
+    """The configured scorer, not yet started (slow for in-process models: run off-loop).
+
+    `embedded`/`hf` run behind our DynamicBatcher; `vllm` (in-process engine) and `remote`
+    (an RM served over HTTP) batch on the serving engine's side and are scorers themselves.
+    """
+    if settings.rm_backend == "remote":
+        from hero_service.rm.remote import RemoteScorer
+
+        return RemoteScorer.from_settings(settings, metrics)
+    if settings.rm_backend == "vllm":
+        from hero_service.rm.vllm import VLLMScorer
+
+        return VLLMScorer.from_settings(settings, metrics)
     backend = build_backend(settings)
     return DynamicBatcher(
         backend,

@@ -1,0 +1,401 @@
+"""Per-sample routes: `POST /score_sample` (the group barrier) and OpenRLHF's
+`POST /get_reward`. Both hand samples to the barrier (barrier.py); /get_reward also
+scores whole groups it finds inside one batch request directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from hero_client.schema import (
+    GET_REWARD_LOG_KEYS,
+    JOB_ID_PATTERN,
+    ErrorBody,
+    GetRewardRequest,
+    GetRewardResponse,
+    GroupIn,
+    GroupResult,
+    PresetName,
+    ScoreBatchResponse,
+    ScoreSampleRequest,
+    ScoreSampleResponse,
+    ShapingOverrides,
+    Timings,
+    VerifierName,
+)
+from hero_service.barrier import Barrier, ClientGone, SampleIn, SampleOutcome
+from hero_service.errors import InvalidInput, NotReady, ServiceError
+from hero_service.pipeline import Pipeline
+from hero_service.state import payload_digest
+
+if TYPE_CHECKING:
+    from hero_service.app import Runtime
+
+log = logging.getLogger("hero_service.compat")
+router = APIRouter()
+_ERRORS: dict[int | str, dict[str, object]] = {
+    c: {"model": ErrorBody} for c in (401, 409, 413, 422, 429, 502, 503)
+}
+CLIENT_CLOSED = 499  # nginx's code: the client went away before the answer was ready
+# How far into the query the prompt may start (special tokens the trainer decoded first).
+_PROMPT_SLACK = 64
+
+
+def _ready(request: Request) -> tuple[Pipeline, Barrier]:
+    rt: Runtime = request.app.state.rt
+    barrier: Barrier | None = getattr(request.app.state, "barrier", None)
+    if rt.pipeline is None or barrier is None or not rt.ready:
+        raise NotReady("service is starting or shutting down; retry shortly")
+    return rt.pipeline, barrier
+
+
+@contextlib.asynccontextmanager
+async def disconnect_watch(request: Request) -> AsyncIterator[asyncio.Future[object]]:
+    """A future that completes when the client disconnects (the body is already read, so
+    the only message left to receive is http.disconnect)."""
+
+    async def watch() -> object:
+        while True:
+            msg = await request.receive()
+            if msg["type"] == "http.disconnect":
+                return True
+
+    task: asyncio.Future[object] = asyncio.ensure_future(watch())
+    try:
+        yield task
+    finally:
+        task.cancel()
+
+
+def _check_text(value: str, field: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidInput(f"{field} has {len(value)} characters, over the limit of {limit}", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} is not valid UTF-8 text (lone surrogate)", field) from None
+
+
+# -- /score_sample -------------------------------------------------------------------------
+@router.post(
+    "/score_sample", response_model=ScoreSampleResponse, responses=_ERRORS, tags=["scoring"]
+)
+@router.post("/v1/score_sample", response_model=ScoreSampleResponse, include_in_schema=False)
+async def score_sample(req: ScoreSampleRequest, request: Request) -> Response:
+    """Score one rollout as part of its group (group barrier).
+
+    The request waits until `group_size` samples of (`job_id`, `group_id`) have arrived or
+    the group's deadline passes, then every sample gets its own reward from ONE scoring of
+    the group. `partial` marks a group scored at its deadline. A new sample for a group
+    already scored gets 409; a retry (same `sample_index` or `request_id`) gets the same
+    answer again, never counted twice.
+    """
+    p, barrier = _ready(request)
+    s = p.settings
+    _check_text(req.prompt, "prompt", s.max_prompt_chars)
+    _check_text(req.reference, "reference", s.max_reference_chars)
+    _check_text(req.response, "response", s.max_response_chars)
+    if req.shaping is not None:
+        await p.resolve_config(req.job_id, req.shaping)  # bad overrides fail now, not later
+    sample = SampleIn(
+        job_id=req.job_id,
+        group_id=req.group_id,
+        group_key="id:" + req.group_id,
+        reusable=False,
+        group_size=req.group_size,
+        prompt=req.prompt,
+        reference=req.reference,
+        response=req.response,
+        label=req.label,
+        sample_index=req.sample_index,
+        request_id=req.request_id,
+        deadline_s=req.deadline_s,
+        shaping=req.shaping,
+        verifier=req.verifier,
+    )
+    try:
+        async with disconnect_watch(request) as gone:
+            out = await barrier.submit(sample, gone)
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    return Response(
+        _sample_response(out, req.job_id, req.group_id, req.request_id).model_dump_json(),
+        media_type="application/json",
+    )
+
+
+def _sample_response(
+    out: SampleOutcome, job_id: str, group_id: str, request_id: str | None
+) -> ScoreSampleResponse:
+    g, i = out.group, out.position
+    return ScoreSampleResponse(
+        job_id=job_id,
+        group_id=group_id,
+        request_id=request_id,
+        sample_index=out.sample_index,
+        position=i,
+        reward=g.rewards[i],
+        verifier=g.verifier[i],
+        verifier_status=g.verifier_status[i],
+        answer=g.answers[i],
+        rm_score=g.rm_scores[i],
+        normalized=g.normalized[i],
+        advantage=g.advantages[i] if g.advantages is not None else None,
+        weight=g.weight,
+        sigma=g.sigma,
+        sigma_bar=g.sigma_bar,
+        collapse=g.collapse,
+        group_size=out.group_size,
+        group_count=out.count,
+        partial=out.partial,
+        replayed=out.replayed,
+        wait_s=out.wait_s,
+        timings=g.timings,
+    )
+
+
+# -- /get_reward (OpenRLHF) ----------------------------------------------------------------
+def split_query(query: str, prompt: str) -> tuple[str, bool]:
+    """The response inside OpenRLHF's query (prompt + response); (text, prompt_missing)."""
+    if not prompt:
+        return query, False
+    if query.startswith(prompt):
+        return query[len(prompt) :], False
+    at = query.find(prompt, 0, _PROMPT_SLACK + len(prompt))
+    if at >= 0:
+        return query[at + len(prompt) :], False
+    return query, True
+
+
+def _label_text(x: str | int | float | None) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return "" if x is None else str(x)
+
+
+class _Rows:
+    """The parallel lists of a /get_reward answer, filled sample by sample."""
+
+    def __init__(self, n: int, mismatch: list[bool], use_verifier: bool, fallback: float):
+        self.rewards = [fallback] * n
+        self.scores = [0.0 if use_verifier else fallback] * n
+        self.logs = {k: [0.0] * n for k in GET_REWARD_LOG_KEYS}
+        self.logs["hero_error"] = [1.0] * n
+        self.logs["hero_prompt_mismatch"] = [float(m) for m in mismatch]
+        self.use_verifier = use_verifier
+
+    def put(self, i: int, g: GroupResult, pos: int, partial: bool, count: int) -> None:
+        self.rewards[i] = g.rewards[pos]
+        self.scores[i] = float(g.verifier[pos]) if self.use_verifier else g.rewards[pos]
+        row = {
+            "hero_verifier": float(g.verifier[pos]),
+            "hero_rm_score": g.rm_scores[pos],
+            "hero_normalized": g.normalized[pos],
+            "hero_weight": g.weight,
+            "hero_sigma": g.sigma,
+            "hero_sigma_bar": g.sigma_bar,
+            "hero_all_correct": float(g.collapse == "all_correct"),
+            "hero_all_incorrect": float(g.collapse == "all_incorrect"),
+            "hero_partial": float(partial),
+            "hero_group_count": float(count),
+            "hero_error": 0.0,
+        }
+        for k, v in row.items():
+            self.logs[k][i] = v
+
+    def response(self) -> GetRewardResponse:
+        return GetRewardResponse(rewards=self.rewards, scores=self.scores, extra_logs=self.logs)
+
+
+@router.post(
+    "/get_reward",
+    response_model=GetRewardResponse,
+    responses={c: {"model": ErrorBody} for c in (401, 413, 422, 503)},
+    tags=["compat"],
+)
+async def get_reward(
+    req: GetRewardRequest,
+    request: Request,
+    job_id: Annotated[str | None, Query(pattern=JOB_ID_PATTERN)] = None,
+    group_size: Annotated[int | None, Query(ge=1)] = None,
+    deadline_s: Annotated[float | None, Query(gt=0)] = None,
+    verifier: VerifierName | None = None,
+    preset: PresetName | None = None,
+    scores: Literal["verifier", "reward"] = "verifier",
+) -> Response:
+    """OpenRLHF-compatible remote reward (`--reward.remote_url http://host/get_reward?...`).
+
+    Takes `{"query", "prompts", "labels"}` and answers `{"rewards", "scores", "extra_logs"}`
+    (numbers only, the same keys every time). One sample per request (OpenRLHF >= 0.10)
+    goes through the group barrier keyed by (job, prompt, label), so `group_size` (the
+    trainer's n_samples_per_prompt) must be in the URL. A batch (OpenRLHF <= 0.9) is
+    grouped by (prompt, label): whole groups are scored at once, leftovers wait in the
+    barrier for the rest of their group. `scores` is the verifier label by default, so
+    dynamic filtering drops groups that are all correct or all wrong. Well-formed input
+    always gets 200: a sample that could not be scored gets `compat_fallback_reward` and
+    `hero_error` = 1 in extra_logs.
+    """
+    n = len(req.query)
+    if n == 0:  # OpenRLHF sends empty lists to all but one of several URLs
+        return _json(GetRewardResponse(rewards=[], scores=[], extra_logs={}))
+    p, barrier = _ready(request)
+    st = p.settings
+    prompts = req.prompts if req.prompts is not None else [""] * n
+    if len(prompts) != n:
+        raise InvalidInput(f"prompts has {len(prompts)} entries but query has {n}", "prompts")
+    if req.labels is None:
+        raise InvalidInput(
+            "labels is required: HERO's rule verifier needs each sample's reference answer "
+            "(OpenRLHF sends it from --data.label_key)",
+            "labels",
+        )
+    if len(req.labels) != n:
+        raise InvalidInput(f"labels has {len(req.labels)} entries but query has {n}", "labels")
+    if group_size is not None and group_size > st.max_group_size:
+        raise InvalidInput(
+            f"group_size is {group_size}, over the limit of {st.max_group_size}", "group_size"
+        )
+    if group_size is None and n == 1:
+        raise InvalidInput(
+            "group_size is required for one-sample requests: OpenRLHF >= 0.10 scores each "
+            "rollout alone, so put its n_samples_per_prompt in the URL, e.g. "
+            "/get_reward?job_id=run-1&group_size=8",
+            "group_size",
+        )
+    labels = [_label_text(x) for x in req.labels]
+    texts: list[str] = []
+    mismatch: list[bool] = []
+    for i in range(n):
+        _check_text(req.query[i], f"query[{i}]", st.max_prompt_chars + st.max_response_chars)
+        _check_text(prompts[i], f"prompts[{i}]", st.max_prompt_chars)
+        if not labels[i].strip():
+            raise InvalidInput(
+                f"labels[{i}] is empty: HERO needs the reference answer", f"labels[{i}]"
+            )
+        _check_text(labels[i], f"labels[{i}]", st.max_reference_chars)
+        text, missing = split_query(req.query[i], prompts[i])
+        _check_text(text, f"query[{i}]", st.max_response_chars)
+        texts.append(text)
+        mismatch.append(missing)
+    job = job_id or st.compat_job_id
+    overrides = ShapingOverrides(preset=preset) if preset is not None else None
+    if overrides is not None:
+        await p.resolve_config(job, overrides)
+
+    # (prompt, label) -> sample indices, in request order
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for i in range(n):
+        by_key.setdefault((prompts[i], labels[i]), []).append(i)
+    whole: list[list[int]] = []
+    waiting: list[int] = []
+    for idxs in by_key.values():
+        size = group_size or len(idxs)
+        full = len(idxs) - len(idxs) % size
+        whole.extend(idxs[k : k + size] for k in range(0, full, size))
+        waiting.extend(idxs[full:])
+
+    rows = _Rows(n, mismatch, scores == "verifier", st.compat_fallback_reward)
+    if whole:
+        await _score_whole(p, rows, job, whole, prompts, labels, texts, overrides, verifier)
+    if waiting:
+        assert group_size is not None
+        samples = [
+            SampleIn(
+                job_id=job,
+                group_id="prompt-" + _key_digest(prompts[i], labels[i])[:16],
+                group_key="prompt:" + _key_digest(prompts[i], labels[i]),
+                reusable=True,
+                group_size=group_size,
+                prompt=prompts[i],
+                reference=labels[i],
+                response=texts[i],
+                deadline_s=deadline_s,
+                shaping=overrides,
+                verifier=verifier,
+            )
+            for i in waiting
+        ]
+        try:
+            await _score_waiting(barrier, rows, waiting, samples, request)
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED)
+    return _json(rows.response())
+
+
+def _key_digest(prompt: str, label: str) -> str:
+    return hashlib.sha256(
+        f"{len(prompt)}:{prompt}{label}".encode("utf-8", "surrogatepass")
+    ).hexdigest()
+
+
+def _json(body: GetRewardResponse) -> Response:
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+async def _score_whole(
+    p: Pipeline,
+    rows: _Rows,
+    job: str,
+    whole: list[list[int]],
+    prompts: Sequence[str],
+    labels: Sequence[str],
+    texts: Sequence[str],
+    overrides: ShapingOverrides | None,
+    verifier: str | None,
+) -> None:
+    """Whole groups found inside one batch request: one pipeline call, no barrier."""
+    groups = [
+        GroupIn(prompt=prompts[ix[0]], reference=labels[ix[0]], responses=[texts[i] for i in ix])
+        for ix in whole
+    ]
+
+    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
+        return ScoreBatchResponse.model_construct(
+            job_id=job, sigma_bar=sigma_bar, groups=results, timings=timings
+        ).model_dump_json()
+
+    digest = payload_digest("".join(g.model_dump_json() for g in groups))
+    try:
+        out = await p.score(job, groups, None, digest, overrides, verifier, render)
+    except InvalidInput:
+        raise
+    except ServiceError as e:
+        log.warning("/get_reward: %d groups not scored (%s): %s", len(groups), e.kind, e.message)
+        return
+    results = ScoreBatchResponse.model_validate_json(out.body).groups
+    for ix, g in zip(whole, results, strict=True):
+        for pos, i in enumerate(ix):
+            rows.put(i, g, pos, partial=False, count=len(ix))
+
+
+async def _score_waiting(
+    barrier: Barrier,
+    rows: _Rows,
+    waiting: list[int],
+    samples: list[SampleIn],
+    request: Request,
+) -> None:
+    """Samples whose group is not complete in this request wait in the barrier."""
+    async with disconnect_watch(request) as gone:
+        outs = await asyncio.gather(
+            *(barrier.submit(s, gone) for s in samples), return_exceptions=True
+        )
+    for i, out in zip(waiting, outs, strict=True):
+        if isinstance(out, SampleOutcome):
+            rows.put(i, out.group, out.position, out.partial, out.count)
+        elif isinstance(out, ClientGone):
+            raise out
+        elif isinstance(out, ServiceError):
+            log.warning("/get_reward: sample not scored (%s): %s", out.kind, out.message)
+        elif isinstance(out, BaseException):
+            raise out
+
+
+__all__ = ["CLIENT_CLOSED", "router", "split_query"]
