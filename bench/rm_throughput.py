@@ -224,7 +224,7 @@ def main() -> int:
     ap.add_argument(
         "--budget-s",
         type=float,
-        default=150.0,
+        default=140.0,
         help="timed seconds to aim for: fewer requests than asked when the machine is slow",
     )
     ap.add_argument("--rm-backend", default="embedded", choices=["embedded", "hf"])
@@ -338,18 +338,19 @@ def main() -> int:
             base_bodies = [
                 {"query": [r], "prompts": [p], "references": [ref]} for p, r, ref in items
             ]
-            # warm-up: every path once, untimed; a rough rate sizes the run to the budget
+            # warm-up: every path once; their rough rates size the run to the budget
             prepared, _ = prepare_all(backend, items[warm:])
             backend.forward(prepared[: args.max_batch_size])
             est = args.max_batch_size / forward_batched(
                 backend, prepared[: args.max_batch_size], args.max_batch_size
             )
-            est1 = 8 / forward_one_by_one(backend, prepared[:8])
-            share = args.budget_s / len(sizes)  # limit + service at ~est, serve_rm at ~est1
-            n = max(c, min(n, int(share / (2 / est + 1 / est1))))
+            w_svc, _, _ = asyncio.run(load(svc_url, "/rm_score", svc_bodies[:warm], c))
+            w_base, _, _ = asyncio.run(load(base_url, "/get_reward", base_bodies[:warm], c))
+            # seconds per input over all paths (the batch-1 forward runs on 1/8 of them)
+            per_item = 1 / est + w_svc / warm + (1 + 1 / 8) * w_base / warm
+            share = args.budget_s / len(sizes)
+            n = max(c, min(n, int(share / per_item)))
             items, prepared = items[: warm + n], prepared[:n]
-            asyncio.run(load(svc_url, "/rm_score", svc_bodies[:warm], c))
-            asyncio.run(load(base_url, "/get_reward", base_bodies[:warm], c))
 
             acc: dict[str, list[Any]] = {"limit": [], "limit1": []}
             svc: dict[str, Any] = {"wall": 0.0, "lat": [], "err": 0}
