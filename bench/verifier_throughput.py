@@ -29,7 +29,22 @@ FILLER = (
 )
 
 
-def make_groups(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
+def _numeric_group(rnd: random.Random) -> tuple[str, list[str]]:
+    """A MATH/GSM8K-like reference: an integer or a fraction, with the usual variants."""
+    if rnd.random() < 0.7:
+        v = rnd.randint(2, 999)
+        return str(v), [str(v), f"{v}.0", f"x = {v}", str(v + rnd.randint(1, 9)), str(v * 2)]
+    a, b = rnd.randint(1, 20), rnd.randint(21, 40)
+    return f"\\frac{{{a}}}{{{b}}}", [
+        f"\\frac{{{a}}}{{{b}}}",
+        f"{a}/{b}",
+        f"\\dfrac{{{a}}}{{{b}}}",
+        f"\\frac{{{b}}}{{{a}}}",
+        str(a + b),
+    ]
+
+
+def make_groups(n: int, seed: int = 0, mix: str = "labelled") -> list[tuple[str, list[str]]]:
     rnd = random.Random(seed)
     pairs = [
         json.loads(x)
@@ -46,6 +61,8 @@ def make_groups(n: int, seed: int = 0) -> list[tuple[str, list[str]]]:
     for i in range(n):
         ref = refs[i % len(refs)]
         candidates = [str(p["answer"]) for p in by_ref[ref]] + [ref, f"{rnd.randint(2, 99)}"]
+        if mix == "math" and rnd.random() < 0.7:
+            ref, candidates = _numeric_group(rnd)
         k = rnd.randint(2, 4)
         answers = rnd.sample(candidates, min(k, len(candidates)))
         responses = []
@@ -109,8 +126,15 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument(
+        "--mix",
+        choices=["labelled", "math"],
+        default="labelled",
+        help="labelled: references and answer variants from the labelled pair set (exotic "
+        "formats, hard); math: 70%% MATH/GSM8K-like numeric references, 30%% labelled",
+    )
     a = ap.parse_args()
-    groups = make_groups(a.groups)
+    groups = make_groups(a.groups, mix=a.mix)
     chars = [len(r) for _, rs in groups for r in rs]
     print(
         f"{len(groups)} groups x 16 rollouts, {min(chars)}-{max(chars)} chars, "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hero_service.verify.normalize import exact_match, is_equiv, strip_string
+from hero_service.verify.normalize import exact_match, is_equiv, numeric_value, strip_string
 
 LATEXY = st.lists(
     st.sampled_from(
@@ -207,3 +209,30 @@ def test_finishes_on_100k_hostile_text(unit: str, filler: str) -> None:
     strip_string(text)
     is_equiv(text, text[::-1])
     exact_match(text, text)
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("3", Fraction(3)),
+        ("-3", Fraction(-3)),
+        ("0.5", Fraction(1, 2)),
+        (".5", Fraction(1, 2)),
+        ("$\\frac{3}{4}$", Fraction(3, 4)),
+        ("\\dfrac{10}{4}", Fraction(5, 2)),
+        ("- 7/2", Fraction(-7, 2)),
+        ("12.", Fraction(12)),
+        ("0.3333", Fraction(3333, 10000)),
+        ("1/0", None),
+        ("50\\%", None),
+        ("5\\text{ cm}", None),
+        ("90^\\circ", None),
+        ("x = 3", None),
+        ("1,000", None),
+        ("\\frac{1}{2004!}", None),
+        ("2^{10}", None),
+        ("", None),
+    ],
+)
+def test_numeric_value(text: str, value: Fraction | None) -> None:
+    assert numeric_value(text) == value

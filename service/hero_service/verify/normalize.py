@@ -17,8 +17,9 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
-__all__ = ["brace_args", "exact_match", "is_equiv", "strip_string"]
+__all__ = ["brace_args", "exact_match", "is_equiv", "numeric_value", "strip_string"]
 
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
 _THIN_SPACES = re.compile(r"\\[,;:]")
@@ -220,3 +221,36 @@ def exact_match(a: str, b: str) -> bool:
     """Exact compare with `$` removed and whitespace collapsed; empty never matches."""
     ca = _collapse(a)
     return bool(ca) and ca == _collapse(b)
+
+
+# A plain number and nothing else: integer, decimal, a/b or \frac{a}{b} (optionally signed,
+# in $...$, with a trailing period). Anything richer (units, %, degrees, text) is not matched.
+_PLAIN_NUMBER = re.compile(
+    r"\s*\$?\s*(?P<sign>-?)\s*(?:"
+    r"(?P<dec>\d+(?:\.\d+)?|\.\d+)"
+    r"|\\[dt]?frac\s*\{\s*(?P<fn>\d+)\s*\}\s*\{\s*(?P<fd>\d+)\s*\}"
+    r"|(?P<sn>\d+)\s*/\s*(?P<sd>\d+)"
+    r")\s*\.?\s*\$?\s*"
+)
+
+
+def numeric_value(s: str) -> Fraction | None:
+    """The exact value of a plain-number answer, or None if it is anything else.
+
+    Exact rational arithmetic: `0.5 == \\frac{1}{2}`, but `0.3333 != 1/3`.
+    """
+    if len(s) > 200:
+        return None
+    m = _PLAIN_NUMBER.fullmatch(s)
+    if m is None:
+        return None
+    if m.group("dec") is not None:
+        v = Fraction(m.group("dec"))
+    else:
+        num, den = (
+            (m.group("fn"), m.group("fd")) if m.group("fn") else (m.group("sn"), m.group("sd"))
+        )
+        if int(den) == 0:
+            return None
+        v = Fraction(int(num), int(den))
+    return -v if m.group("sign") else v

@@ -16,7 +16,13 @@ from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
-from hero_service.verify.normalize import brace_args, exact_match, is_equiv, strip_string
+from hero_service.verify.normalize import (
+    brace_args,
+    exact_match,
+    is_equiv,
+    numeric_value,
+    strip_string,
+)
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.prefilter import PrefilterConfig, prefilter
 
@@ -219,10 +225,12 @@ class RuleVerifier:
             return ("correct" if exact_match(reference, answer) else "incorrect"), None
         if verifier == "string":
             return ("correct" if is_equiv(reference, answer) else "incorrect"), None
-        if verifier == "cascade" and (
-            exact_match(reference, answer) or is_equiv(reference, answer)
-        ):
-            return "correct", None
+        if verifier == "cascade":
+            if exact_match(reference, answer) or is_equiv(reference, answer):
+                return "correct", None
+            ref_v, ans_v = numeric_value(reference), numeric_value(answer)
+            if ref_v is not None and ans_v is not None:  # two plain numbers: exact compare
+                return ("correct" if ref_v == ans_v else "incorrect"), "numeric"
         kind, out = await self.pool.run(
             worker.math_verify_task, reference, brace_args(answer), self.inner_timeout_s
         )
