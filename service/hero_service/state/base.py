@@ -14,6 +14,15 @@ class RequestIdConflict(Exception):
     """A request id was reused for a different payload."""
 
 
+def check_replay(request_id: str, stored_digest: str, digest: str, response: str) -> str:
+    """The stored response of a seen request id, or RequestIdConflict if the payload differs."""
+    if stored_digest != digest:
+        raise RequestIdConflict(
+            f"request_id {request_id!r} was already used for a different payload"
+        )
+    return response
+
+
 @dataclass(frozen=True)
 class JobRecord:
     job_id: str

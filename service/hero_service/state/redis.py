@@ -40,7 +40,7 @@ from redis.retry import Retry
 
 from hero_service.errors import StateUnavailable
 from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, RequestIdConflict
+from hero_service.state.base import Compute, JobRecord, check_replay
 
 T = TypeVar("T")
 
@@ -166,11 +166,7 @@ class RedisJobStore:
     @staticmethod
     def _split(stored: Any, request_id: str, digest: str) -> str:
         got, _, response = str(stored).partition(":")
-        if got != digest:
-            raise RequestIdConflict(
-                f"request_id {request_id!r} was already used for a different payload"
-            )
-        return response
+        return check_replay(request_id, got, digest, response)
 
     # -- API -------------------------------------------------------------------------------
     async def lookup(self, job_id: str, request_id: str, digest: str) -> str | None:

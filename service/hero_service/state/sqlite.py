@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, RequestIdConflict
+from hero_service.state.base import Compute, JobRecord, check_replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -63,13 +63,7 @@ class SQLiteJobStore:
                 "SELECT digest, response FROM requests WHERE job_id=? AND request_id=?",
                 (job_id, request_id),
             ).fetchone()
-        if row is None:
-            return None
-        if row[0] != digest:
-            raise RequestIdConflict(
-                f"request_id {request_id!r} was already used for a different payload"
-            )
-        return str(row[1])
+        return None if row is None else check_replay(request_id, row[0], digest, str(row[1]))
 
     def _transact(
         self,
@@ -90,12 +84,7 @@ class SQLiteJobStore:
                     ).fetchone()
                     if row is not None:
                         c.execute("ROLLBACK")
-                        if row[0] != digest:
-                            raise RequestIdConflict(
-                                f"request_id {request_id!r} was already used for a different "
-                                "payload"
-                            )
-                        return str(row[1]), True
+                        return check_replay(request_id, row[0], digest, str(row[1])), True
                 now = time.time()
                 row = c.execute(
                     "SELECT job_id, sigma_bar, count, config, created_at, updated_at "
