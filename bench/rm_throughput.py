@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _loadgen  # bench/ is on sys.path when run as a script
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -162,31 +163,57 @@ def stop(proc: Any) -> None:
             proc.wait(10)
 
 
-async def load(
+async def load_httpx(
     url: str, path: str, bodies: list[dict[str, Any]], concurrency: int
-) -> tuple[float, list[float], int]:
+) -> _loadgen.LoadResult:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    lat: list[float] = []
-    errors = 0
+    res = _loadgen.LoadResult(0.0)
     nxt = 0
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600) as client:
 
         async def worker() -> None:
-            nonlocal nxt, errors
+            nonlocal nxt
             while nxt < len(bodies):
                 body = bodies[nxt]
                 nxt += 1
                 t = time.perf_counter()
                 r = await client.post(path, json=body)
-                lat.append(time.perf_counter() - t)
+                res.latencies_s.append(time.perf_counter() - t)
                 if r.status_code != 200:
-                    if not errors:
-                        print(f"  {path}: HTTP {r.status_code} {r.text[:300]}", flush=True)
-                    errors += 1
+                    if not res.errors:
+                        res.first_error = f"HTTP {r.status_code} {r.text[:300]}"
+                    res.errors += 1
 
-        t0 = time.perf_counter()
+        cpu0, t0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - t0, lat, errors
+        res.wall_s = time.perf_counter() - t0
+        res.client_cpu_s = time.process_time() - cpu0
+        return res
+
+
+def load(
+    url: str, path: str, bodies: list[dict[str, Any]], concurrency: int, client: str = "raw"
+) -> _loadgen.LoadResult:
+    fn = _loadgen.run if client == "raw" else load_httpx
+    res = asyncio.run(fn(url, path, bodies, concurrency))
+    if res.errors:
+        print(f"  {path}: {res.errors} errors, first: {res.first_error}", flush=True)
+    return res
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server process and its children (verifier workers)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def summarize(name: str, wall: float, lat: list[float], errors: int) -> Phase:
@@ -251,6 +278,13 @@ def main() -> int:
         default="",
         help='extra `hero serve` flags, e.g. "--rm-backend vllm --rm-dtype bfloat16" '
         "(the limit and serve_rm keep --rm-backend)",
+    )
+    ap.add_argument(
+        "--client",
+        default="raw",
+        choices=["raw", "httpx"],
+        help="load generator: raw = lean asyncio HTTP/1.1 (bench/_loadgen.py); httpx = "
+        "httpx.AsyncClient, which costs ~1 ms CPU per call on the shared cores",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="also write the results here")
@@ -344,8 +378,8 @@ def main() -> int:
             est = args.max_batch_size / forward_batched(
                 backend, prepared[: args.max_batch_size], args.max_batch_size
             )
-            w_svc, _, _ = asyncio.run(load(svc_url, "/rm_score", svc_bodies[:warm], c))
-            w_base, _, _ = asyncio.run(load(base_url, "/get_reward", base_bodies[:warm], c))
+            w_svc = load(svc_url, "/rm_score", svc_bodies[:warm], c, args.client).wall_s
+            w_base = load(base_url, "/get_reward", base_bodies[:warm], c, args.client).wall_s
             # seconds per input over all paths (the batch-1 forward runs on 1/8 of them)
             per_item = 1 / est + w_svc / warm + (1 + 1 / 8) * w_base / warm
             share = args.budget_s / len(sizes)
@@ -353,8 +387,20 @@ def main() -> int:
             items, prepared = items[: warm + n], prepared[:n]
 
             acc: dict[str, list[Any]] = {"limit": [], "limit1": []}
-            svc: dict[str, Any] = {"wall": 0.0, "lat": [], "err": 0}
-            base: dict[str, Any] = {"wall": 0.0, "lat": [], "err": 0}
+            svc: dict[str, Any] = {
+                "wall": 0.0,
+                "lat": [],
+                "err": 0,
+                "server_cpu": 0.0,
+                "client_cpu": 0.0,
+            }
+            base: dict[str, Any] = {
+                "wall": 0.0,
+                "lat": [],
+                "err": 0,
+                "server_cpu": 0.0,
+                "client_cpu": 0.0,
+            }
             before = rm_batch_stats(svc_url)
             # rounds of >= 4 x concurrency requests, so each round runs at full concurrency
             rounds = max(1, min(args.rounds, n // (4 * c)))
@@ -371,15 +417,18 @@ def main() -> int:
                         one = part[: max(4, len(part) // 8)]
                         acc["limit1"].append((len(one), forward_one_by_one(backend, one)))
                         continue
-                    url, path, bodies, into = (
-                        (svc_url, "/rm_score", svc_bodies, svc)
+                    url, path, bodies, into, pid = (
+                        (svc_url, "/rm_score", svc_bodies, svc, procs[0].pid)
                         if step == "service"
-                        else (base_url, "/get_reward", base_bodies, base)
+                        else (base_url, "/get_reward", base_bodies, base, procs[1].pid)
                     )
-                    w, lat, e = asyncio.run(load(url, path, bodies[lo:hi], c))
-                    into["wall"] += w
-                    into["lat"] += lat
-                    into["err"] += e
+                    server_cpu0 = cpu_seconds(pid)
+                    res = load(url, path, bodies[lo:hi], c, args.client)
+                    into["server_cpu"] += cpu_seconds(pid) - server_cpu0
+                    into["client_cpu"] += res.client_cpu_s
+                    into["wall"] += res.wall_s
+                    into["lat"] += res.latencies_s
+                    into["err"] += res.errors
             after = rm_batch_stats(svc_url)
             _, tok_s = prepare_all(backend, items[warm:])
             lim_n = sum(x for x, _ in acc["limit"])
@@ -399,6 +448,9 @@ def main() -> int:
             if after[1] > before[1]:
                 sp.extra["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
             bp = summarize("serve_rm", base["wall"], base["lat"], base["err"])
+            for ph, d in ((sp, svc), (bp, base)):  # CPU per request: where the cores went
+                ph.extra["server_cpu_ms_per_req"] = 1000 * d["server_cpu"] / max(1, ph.n)
+                ph.extra["client_cpu_ms_per_req"] = 1000 * d["client_cpu"] / max(1, ph.n)
             results[s] = {
                 "n": n,
                 "rounds": rounds,
@@ -413,7 +465,11 @@ def main() -> int:
                 f"service {sp.rate:.1f}/s (mean batch {sp.extra.get('mean_batch', 0):.1f}, "
                 f"p50 {sp.p50_ms:.0f} ms, p99 {sp.p99_ms:.0f} ms), "
                 f"serve_rm {bp.rate:.1f}/s (p50 {bp.p50_ms:.0f} ms, p99 {bp.p99_ms:.0f} ms), "
-                f"errors {sp.errors + bp.errors}",
+                f"errors {sp.errors + bp.errors}; CPU ms/request: service "
+                f"{sp.extra['server_cpu_ms_per_req']:.1f}, serve_rm "
+                f"{bp.extra['server_cpu_ms_per_req']:.1f}, load generator "
+                f"{sp.extra['client_cpu_ms_per_req']:.1f} / "
+                f"{bp.extra['client_cpu_ms_per_req']:.1f}",
                 flush=True,
             )
     finally:

@@ -94,38 +94,68 @@ class BodyLimit:
         await resp(scope, receive, send)
 
 
+class AuthAndMetrics:
+    """Bearer auth and per-route request metrics, as plain ASGI (Starlette's
+    BaseHTTPMiddleware costs a task and a stream per request on the hot path)."""
+
+    def __init__(
+        self, app: ASGIApp, rt: Runtime, tokens: list[bytes], open_paths: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.metrics = rt.metrics
+        self.tokens = tokens
+        self.open_paths = open_paths
+
+    def _authorized(self, scope: Scope) -> bool:
+        got = b""
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                got = v
+                break
+        scheme, _, token = got.decode("latin-1").partition(" ")
+        # Compare SHA-256 digests so the comparison time depends on neither the token's
+        # length nor which token matches (every token is compared).
+        given = hashlib.sha256(token.strip().encode()).digest()
+        matched = 0
+        for t in self.tokens:
+            matched |= hmac.compare_digest(given, t)
+        return scheme.lower() == "bearer" and bool(matched)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.tokens and scope["path"] not in self.open_paths and not self._authorized(scope):
+            resp = error_response(
+                "unauthorized",
+                "missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await resp(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500  # what the client sees if the app fails before starting a response
+
+        async def send_status(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(name, str(status)).inc()
+            self.metrics.request_duration.labels(name).observe(time.perf_counter() - t0)
+
+
 def install_http(app: FastAPI, rt: Runtime) -> None:
     settings = rt.settings
-    # Compare SHA-256 digests so the comparison time depends on neither the token's
-    # length nor which token matches (every token is compared).
     tokens = [hashlib.sha256(t.encode()).digest() for t in settings.bearer_tokens()]
     open_paths = frozenset(settings.auth_open_paths)
 
-    @app.middleware("http")
-    async def auth_and_metrics(request: Request, call_next: Any) -> Any:
-        path = request.url.path
-        if tokens and path not in open_paths:
-            got = request.headers.get("authorization", "")
-            scheme, _, token = got.partition(" ")
-            given = hashlib.sha256(token.strip().encode()).digest()
-            matched = 0
-            for t in tokens:
-                matched |= hmac.compare_digest(given, t)
-            ok = scheme.lower() == "bearer" and bool(matched)
-            if not ok:
-                return error_response(
-                    "unauthorized",
-                    "missing or invalid bearer token",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        rt.metrics.requests.labels(name, str(response.status_code)).inc()
-        rt.metrics.request_duration.labels(name).observe(time.perf_counter() - t0)
-        return response
-
+    app.add_middleware(AuthAndMetrics, rt=rt, tokens=tokens, open_paths=open_paths)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     from hero_service.limits import Admission  # outermost: refuses before reading a body
 
