@@ -299,3 +299,51 @@ def test_from_settings(qwen_dir: str) -> None:
     assert isinstance(rm, HFRewardModel)
     assert rm.name == "hf" and rm.max_length == 32 and rm.truncation_side == "right"
     assert rm.dtype == torch.float32 and str(rm.device) == "cpu"
+
+
+ACEMATH_SYSTEM = "Please reason step by step, and check your final answer within \\boxed{}."
+
+
+def test_system_prompt_goes_first_in_the_template_and_changes_the_score(qwen_dir: str) -> None:
+    model, tok = reference(qwen_dir)
+    s = Settings(rm_backend="hf", rm_model=qwen_dir, rm_system_prompt=ACEMATH_SYSTEM)
+    rm = build_backend(s)
+    assert isinstance(rm, HFRewardModel)
+    x = RMInput("Compute 3 + 4", "x = 7. \\boxed{7}")
+    messages = [
+        {"role": "system", "content": ACEMATH_SYSTEM},
+        {"role": "user", "content": x.prompt},
+        {"role": "assistant", "content": x.response},
+    ]
+    want = list(
+        tok.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=False, return_dict=False
+        )
+    )
+    ids = list(rm.prepare(x).payload)
+    assert ids == want and ids.count(tok.bos_token_id) == 1
+    plain_ids = ref_ids(tok, x.prompt, x.response)
+    assert len(ids) > len(plain_ids) and ids[0] == plain_ids[0]  # BOS, then the system turn
+    assert ids[-len(plain_ids) + 1 :] == plain_ids[1:]  # then the same user/assistant turns
+    (score,) = rm.forward([rm.prepare(x)])
+    assert score == pytest.approx(ref_score(model, want), abs=TOL)
+    plain = HFRewardModel(qwen_dir)
+    assert abs(plain.forward([plain.prepare(x)])[0] - score) > 1e-6  # the turn is scored
+
+
+def test_system_prompt_without_a_chat_template_is_refused(plain_dir: str) -> None:
+    from hero_service.rm.remote import ChatTokenizer
+
+    with pytest.raises(ValueError, match=r"rm_system_prompt.*no chat template"):
+        HFRewardModel(plain_dir, system_prompt=ACEMATH_SYSTEM)
+    with pytest.raises(ValueError, match=r"rm_system_prompt.*no chat template"):
+        ChatTokenizer(plain_dir, system_prompt=ACEMATH_SYSTEM)
+
+
+def test_remote_tokenizer_renders_the_same_system_turn(qwen_dir: str) -> None:
+    from hero_service.rm.remote import ChatTokenizer
+
+    hf = HFRewardModel(qwen_dir, system_prompt=ACEMATH_SYSTEM)
+    remote = ChatTokenizer(qwen_dir, system_prompt=ACEMATH_SYSTEM)
+    for x in pairs(5):
+        assert remote.prepare(x).payload == hf.prepare(x).payload

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     rm_truncation_side: Literal["left", "right"] = Field(
         "left", description="Which side to cut when a sequence is too long."
     )
+    rm_system_prompt: str = Field(
+        "",
+        description="System turn put before (prompt, response) in the RM's chat template "
+        "(hf, vllm, remote). AceMath-7B-RM is scored with 'Please reason step by step, and "
+        "check your final answer within \\boxed{}.'. Empty: no system turn.",
+    )
     rm_max_batch_size: int = Field(32, ge=1, description="Max sequences per forward pass.")
     rm_max_batch_tokens: int = Field(
         16384, ge=8, description="Token budget per forward pass, padding included."

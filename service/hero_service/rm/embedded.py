@@ -73,25 +73,42 @@ class EmbeddedScorer:
             idx.append(anchor_index[a])
         return seqs, idx
 
+    @staticmethod
+    def _groups(seqs: list[list[int]], n: int) -> list[list[list[int]]]:
+        """Responses and anchors as one padded forward, or as two when their lengths differ
+        enough that padding the shorter group to the longer would waste compute (long
+        responses against short prompt anchors)."""
+        resp, anchors = seqs[:n], seqs[n:]
+        w_r = max(len(s) for s in resp)
+        w_a = max((len(s) for s in anchors), default=0)
+        if anchors and 4 * min(w_r, w_a) < 3 * max(w_r, w_a):
+            return [resp, anchors]
+        return [seqs]
+
     def padded_tokens(self, batch: list[Prepared]) -> int:
         seqs, _ = self._sequences(batch)
-        return len(seqs) * max(len(s) for s in seqs)
+        return sum(len(g) * max(len(s) for s in g) for g in self._groups(seqs, len(batch)))
 
-    def forward(self, batch: list[Prepared]) -> list[float]:
+    def _embed(self, seqs: list[list[int]]) -> Any:
+        """Mean-pooled, L2-normalised embeddings of one right-padded batch."""
         torch = self._torch
-        seqs, anchor_idx = self._sequences(batch)
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self._pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        m = mask.to(self.device).unsqueeze(-1).float()
+        emb = (out.last_hidden_state.float() * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(emb, dim=-1)
+
+    def forward(self, batch: list[Prepared]) -> list[float]:
+        torch = self._torch
+        n = len(batch)
+        seqs, anchor_idx = self._sequences(batch)
         with torch.inference_mode():
-            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
-            m = mask.to(self.device).unsqueeze(-1).float()
-            emb = (out.last_hidden_state.float() * m).sum(1) / m.sum(1).clamp(min=1.0)
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-            n = len(batch)
+            emb = torch.cat([self._embed(g) for g in self._groups(seqs, n)])
             anchors = emb[torch.tensor(anchor_idx)]
             cos = (emb[:n] * anchors).sum(-1)
         return [SCALE * float(c) for c in cos.cpu()]

@@ -69,6 +69,15 @@ def _checkpoint_tensors(path: Path, names: list[str]) -> dict[str, Any]:
     return found
 
 
+def check_system_prompt(system_prompt: str, has_template: bool) -> str:
+    if system_prompt and not has_template:
+        raise ValueError(
+            "rm_system_prompt is set but the RM tokenizer has no chat template to put a "
+            "system turn in (unset HERO_RM_SYSTEM_PROMPT, or use a chat model's tokenizer)"
+        )
+    return system_prompt
+
+
 class HFRewardModel:
     name = "hf"
 
@@ -81,6 +90,7 @@ class HFRewardModel:
         truncation_side: str = "left",
         threads: int = 0,
         *,
+        system_prompt: str = "",
         trust_remote_code: bool = False,
         model: Any = None,
         tokenizer: Any = None,
@@ -134,6 +144,7 @@ class HFRewardModel:
         self.bos_id: int | None = self.tokenizer.bos_token_id
         self.bos_token: str | None = self.tokenizer.bos_token
         self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.system_prompt = check_system_prompt(system_prompt, self.has_template)
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id
@@ -153,6 +164,7 @@ class HFRewardModel:
             max_length=settings.rm_max_length,
             truncation_side=settings.rm_truncation_side,
             threads=settings.torch_threads,
+            system_prompt=settings.rm_system_prompt,
         )
 
     # --- fp32 head -------------------------------------------------------------------
@@ -227,7 +239,9 @@ class HFRewardModel:
     def _ids(self, item: RMInput) -> list[int]:
         tok = self.tokenizer
         if self.has_template:
+            system = [{"role": "system", "content": self.system_prompt}]
             messages = [
+                *(system if self.system_prompt else []),
                 {"role": "user", "content": item.prompt},
                 {"role": "assistant", "content": item.response},
             ]

@@ -44,7 +44,7 @@ from tenacity import (
 from hero_service.errors import BackendError, Overloaded
 from hero_service.metrics import Metrics
 from hero_service.rm.base import Prepared, RMInput
-from hero_service.rm.hf import TRUNCATION_SIDES, HFRewardModel
+from hero_service.rm.hf import TRUNCATION_SIDES, HFRewardModel, check_system_prompt
 
 if TYPE_CHECKING:
     from hero_service.config import Settings
@@ -71,6 +71,7 @@ class ChatTokenizer(HFRewardModel):
         max_length: int = 512,
         truncation_side: str = "left",
         *,
+        system_prompt: str = "",
         trust_remote_code: bool = False,
         tokenizer: Any = None,
     ) -> None:
@@ -99,6 +100,7 @@ class ChatTokenizer(HFRewardModel):
         self.bos_id = tokenizer.bos_token_id
         self.bos_token = tokenizer.bos_token
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.system_prompt = check_system_prompt(system_prompt, self.has_template)
         pad = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         )
@@ -242,7 +244,12 @@ class RemoteScorer:
         path = settings.rm_tokenizer or settings.rm_model
         tok: ChatTokenizer | None = None
         if path:
-            tok = ChatTokenizer(path, settings.rm_max_length, settings.rm_truncation_side)
+            tok = ChatTokenizer(
+                path,
+                settings.rm_max_length,
+                settings.rm_truncation_side,
+                system_prompt=settings.rm_system_prompt,
+            )
         return cls(cfg, metrics, tok)
 
     @property

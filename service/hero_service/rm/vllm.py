@@ -80,6 +80,7 @@ class VLLMScorer:
         prefix_caching: bool = True,
         max_queue: int = 4096,
         engine_args: dict[str, Any] | None = None,
+        system_prompt: str = "",
         tokenizer: ChatTokenizer | None = None,
     ) -> None:
         if not model or not Path(model).is_dir():
@@ -87,7 +88,9 @@ class VLLMScorer:
                 f"rm_model {model!r} is not an existing local directory "
                 "(the vllm backend loads a local model: HERO_RM_MODEL / --rm-model)"
             )
-        self.tokenizer = tokenizer or ChatTokenizer(model, max_length, truncation_side)
+        self.tokenizer = tokenizer or ChatTokenizer(
+            model, max_length, truncation_side, system_prompt=system_prompt
+        )
         self.metrics = metrics
         self.max_queue = max_queue
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -143,6 +146,7 @@ class VLLMScorer:
             prefix_caching=settings.rm_vllm_prefix_caching,
             max_queue=settings.rm_max_queue,
             engine_args=extra,
+            system_prompt=settings.rm_system_prompt,
         )
 
     @property
