@@ -103,6 +103,12 @@ def test_debug_endpoints(http: httpx.Client) -> None:
     assert v.json()["verifier"] == [1, 0]
     s = http.post("/rm_score", json={"prompt": "p", "responses": ["a", "b"]})
     assert s.status_code == 200 and len(s.json()["rm_scores"]) == 2
+    long = "filler " * 400 + "so the answer is \\boxed{3}"
+    d = http.post("/rm_score", json={"prompt": "p", "responses": ["x = 3", long]}).json()
+    # what the RM read is reported: the embedded scorer keeps the last 256 word pieces
+    assert d["max_length"] == 256 and d["truncation_side"] == "left"
+    assert d["truncated"] == [False, True]
+    assert d["n_tokens"][1] == 256 and 0 < d["n_tokens"][0] < 256
 
 
 def test_health_ready_metrics(http: httpx.Client) -> None:

@@ -547,6 +547,9 @@ def test_service_rm_score_through_remote(
         same_prompt = [RMInput(items[0].prompt, x.response) for x in items]
         expected = hf.forward([hf.prepare(x) for x in same_prompt])
         assert body["rm_scores"] == pytest.approx(expected, abs=TOL)
+        assert body["n_tokens"] == [hf.prepare(x).n_tokens for x in same_prompt]
+        assert body["max_length"] == MAX_LEN and body["truncation_side"] == "left"
+        assert body["truncated"] == [hf.prepare(x).truncated for x in same_prompt]
         chat_srv.faults.extend([Fault(status=503)] * 10)
         r = httpx.post(srv.url + "/rm_score", json={"prompt": "p", "responses": ["r"]}, timeout=60)
         assert r.status_code == 502

@@ -194,6 +194,12 @@ class RMScoreRequest(_Strict):
 class RMScoreResponse(BaseModel):
     rm_scores: list[float]
     backend: str
+    # What the reward model read, per response (None: the scorer does not tokenize on
+    # our side, e.g. TEI without a local tokenizer), and the truncation policy applied.
+    n_tokens: list[int | None] | None = None
+    truncated: list[bool | None] | None = None
+    max_length: int | None = None
+    truncation_side: Literal["left", "right"] | None = None
 
 
 class ScoreSampleRequest(_Strict):

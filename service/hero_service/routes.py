@@ -156,8 +156,18 @@ async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
         ],
         lambda _: "",
     )
-    scores = await p.scorer.score([RMInput(req.prompt, r, req.reference) for r in req.responses])
-    return RMScoreResponse(rm_scores=scores, backend=p.scorer.name)
+    res = await p.scorer.score_details(
+        [RMInput(req.prompt, r, req.reference) for r in req.responses]
+    )
+    max_length, side = p.scorer.truncation
+    return RMScoreResponse(
+        rm_scores=[r.score for r in res],
+        backend=p.scorer.name,
+        n_tokens=[r.n_tokens for r in res],
+        truncated=[r.truncated for r in res],
+        max_length=max_length,
+        truncation_side=side,
+    )
 
 
 def _state(rec: JobRecord) -> JobState:

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from hero_service.config import Settings
 from hero_service.metrics import Metrics
-from hero_service.rm.base import Backend, Prepared, RMInput
+from hero_service.rm.base import Backend, Prepared, RMInput, RMResult
 from hero_service.rm.batcher import DynamicBatcher
 
 
@@ -18,7 +18,17 @@ class RMScorer(Protocol):
 
     def start(self) -> None: ...
 
+    @property
+    def truncation(self) -> tuple[int | None, str | None]:
+        """(max tokens, side cut) applied on our side; (None, None) when the scorer
+        does not tokenize locally."""
+        ...
+
     async def score(self, items: list[RMInput]) -> list[float]: ...
+
+    async def score_details(self, items: list[RMInput]) -> list[RMResult]:
+        """`score` plus, per item, the tokens read and whether they were truncated."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -67,6 +77,7 @@ __all__ = [
     "DynamicBatcher",
     "Prepared",
     "RMInput",
+    "RMResult",
     "RMScorer",
     "build_backend",
     "build_scorer",

@@ -25,6 +25,15 @@ class Prepared:
     truncated: bool = False
 
 
+@dataclass(frozen=True)
+class RMResult:
+    """One score with what the reward model read (None: not tokenized on our side)."""
+
+    score: float
+    n_tokens: int | None = None
+    truncated: bool | None = None
+
+
 class Backend(Protocol):
     name: str
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from hero_service.errors import BackendError, Overloaded
 from hero_service.metrics import Metrics
-from hero_service.rm.base import Backend, Prepared, RMInput
+from hero_service.rm.base import Backend, Prepared, RMInput, RMResult
 
 
 @dataclass(order=True)
@@ -78,8 +78,18 @@ class DynamicBatcher:
     def depth(self) -> int:
         return len(self._pending)
 
+    @property
+    def truncation(self) -> tuple[int | None, str | None]:
+        return (
+            getattr(self.backend, "max_length", None),
+            getattr(self.backend, "truncation_side", None),
+        )
+
     async def score(self, items: list[RMInput]) -> list[float]:
         """Score items; their forward passes are shared with every concurrent caller."""
+        return [r.score for r in await self.score_details(items)]
+
+    async def score_details(self, items: list[RMInput]) -> list[RMResult]:
         if not items:
             return []
         if self._task is None:
@@ -103,11 +113,12 @@ class DynamicBatcher:
         self.metrics.rm_queue_depth.set(len(self._pending))
         self._wake.set()
         try:
-            return list(await asyncio.gather(*futures))
+            scores = await asyncio.gather(*futures)
         except BaseException:
             for f in futures:
                 f.cancel()  # dropped from the queue before its forward pass
             raise
+        return [RMResult(x, p.n_tokens, p.truncated) for x, p in zip(scores, prepared, strict=True)]
 
     def _take_batch(self) -> list[_Item]:
         live = [it for it in self._pending if not it.future.done()]

@@ -27,6 +27,7 @@ def model_path() -> str:
 
 class EmbeddedScorer:
     name = "embedded"
+    truncation_side = "left"  # always: the answer is at the end of the response
 
     def __init__(self, max_length: int = 256, device: str = "cpu", threads: int = 0) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

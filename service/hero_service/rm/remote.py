@@ -43,7 +43,7 @@ from tenacity import (
 
 from hero_service.errors import BackendError, Overloaded
 from hero_service.metrics import Metrics
-from hero_service.rm.base import Prepared, RMInput
+from hero_service.rm.base import Prepared, RMInput, RMResult
 from hero_service.rm.hf import TRUNCATION_SIDES, HFRewardModel, check_system_prompt
 
 if TYPE_CHECKING:
@@ -277,7 +277,16 @@ class RemoteScorer:
 
     # --- scoring ---------------------------------------------------------------------
 
+    @property
+    def truncation(self) -> tuple[int | None, str | None]:
+        if self.tokenizer is not None:
+            return self.tokenizer.max_length, self.tokenizer.truncation_side
+        return None, (self.cfg.truncation_side if self.cfg.api == "tei" else None)
+
     async def score(self, items: list[RMInput]) -> list[float]:
+        return [r.score for r in await self.score_details(items)]
+
+    async def score_details(self, items: list[RMInput]) -> list[RMResult]:
         if not items:
             return []
         if self._client is None or self._sem is None:
@@ -299,9 +308,11 @@ class RemoteScorer:
                         self.metrics.rm_truncated.inc()
                 inputs: list[Any] = [w for _, w in prepared]
                 n_tokens = [p.n_tokens for p, _ in prepared]
+                cut: list[bool | None] = [p.truncated for p, _ in prepared]
             else:  # TEI without a local tokenizer: cross-encoder style pairs
                 inputs = [[x.prompt, x.response] for x in items]
                 n_tokens = [0] * len(items)
+                cut = [None] * len(items)
             # vLLM takes a list of texts or a list of id lists, not a mix: one group each.
             groups: dict[bool, list[int]] = {}
             for i, w in enumerate(inputs):
@@ -318,7 +329,7 @@ class RemoteScorer:
             for span, part in zip(spans, parts, strict=True):
                 for i, s in zip(span, part, strict=True):
                     out[i] = s
-            return out
+            return [RMResult(x, n or None, c) for x, n, c in zip(out, n_tokens, cut, strict=True)]
         finally:
             self._pending -= len(items)
 

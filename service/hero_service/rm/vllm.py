@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from hero_service.errors import BackendError, Overloaded, ServiceError
 from hero_service.metrics import Metrics
-from hero_service.rm.base import Prepared, RMInput
+from hero_service.rm.base import Prepared, RMInput, RMResult
 from hero_service.rm.remote import ChatTokenizer
 
 if TYPE_CHECKING:
@@ -175,7 +175,14 @@ class VLLMScorer:
             self._params = self._pooling_params(task=task, use_activation=False)
         return self._params
 
+    @property
+    def truncation(self) -> tuple[int | None, str | None]:
+        return self.tokenizer.max_length, self.tokenizer.truncation_side
+
     async def score(self, items: list[RMInput]) -> list[float]:
+        return [r.score for r in await self.score_details(items)]
+
+    async def score_details(self, items: list[RMInput]) -> list[RMResult]:
         if not items:
             return []
         if self.engine is None:
@@ -197,7 +204,9 @@ class VLLMScorer:
             self.metrics.rm_inference_duration.observe(time.perf_counter() - t0)
             self.metrics.rm_batch_size.observe(len(prepared))
             self.metrics.rm_batch_tokens.observe(sum(p.n_tokens for p in prepared))
-            return list(scores)
+            return [
+                RMResult(x, p.n_tokens, p.truncated) for x, p in zip(scores, prepared, strict=True)
+            ]
         finally:
             self._pending -= len(items)
             self.metrics.rm_queue_depth.set(self._pending)
