@@ -6,13 +6,14 @@
     python bench/rm_throughput.py --rm-backend hf --rm-model DIR --group-size 8 \\
         --service-args "--rm-backend vllm --rm-vllm-engine-args '{\\"enforce_eager\\": true}'"
 
-Per-sample load: `--concurrency` httpx async clients, each request carries ONE response
+Per-sample load: `--concurrency` keep-alive connections (bench/_loadgen.py, a lean asyncio
+HTTP/1.1 client; `--client httpx` for httpx.AsyncClient), each request carries ONE response
 (how OpenRLHF's agent calls a remote RM: one query per finished rollout). Every request
-has its own prompt unless --group-size. Two input sizes: short (~64-token response,
-~32-token prompt) and long (~1k-token response, ~64-token prompt; the embedded MiniLM
-scorer reads at most 256 tokens). The three measurements run in interleaved rounds
-(order rotated) so that a busy machine slows all of them alike; the request count is
-cut to fit --budget-s when the machine is slow:
+has its own prompt unless --group-size (GRPO: N rollouts of a prompt, sent back to back).
+Two input sizes: short (~64-token response, ~32-token prompt) and long (~1k-token
+response, ~64-token prompt; the embedded MiniLM scorer reads at most 256 tokens). The
+three measurements run in interleaved rounds (order rotated) so that a busy machine slows
+all of them alike; the request count is cut to fit --budget-s when the machine is slow:
 
 - limit: the raw batched forward pass of the same backend object on the same inputs,
   in this process (pre-tokenized, length-sorted batches of --max-batch-size); also the
@@ -22,7 +23,9 @@ cut to fit --budget-s when the machine is slow:
   call inside the async handler, no batching across requests), `POST /get_reward`.
 
 The load generator shares the CPU with the servers: on a 2-core machine the ratios are
-the figures to read, not the absolute rates. Results + command: docs/rm-serving.md.
+the figures to read, not the absolute rates. The CPU each side spent per request (server
+process, load generator) is printed and kept in the JSON. Results + command:
+docs/rm-serving.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -80,10 +81,14 @@ def test_client_imports_without_torch_or_server(tmp_path: Path) -> None:
 def test_client_wheel_builds_alone(tmp_path: Path) -> None:
     """`pip install ./client` needs nothing of the server: the wheel holds hero_client
     only and depends on httpx, pydantic and tenacity only."""
+    src = tmp_path / "client"  # a copy: setuptools leaves build/ beside the sources
+    shutil.copytree(
+        REPO / "client", src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
     out = subprocess.run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"),
-            *("-w", str(tmp_path), str(REPO / "client")),
+            *("-w", str(tmp_path), str(src)),
         ],
         capture_output=True,
         timeout=180,

@@ -27,3 +27,13 @@ def test_readme_quick_start_matches_ci() -> None:
     assert "python -m pytest -q" in readme and "python -m pytest -q" in ci
     assert "pip install torch==2.13.0" in readme and "pip install -q torch==2.13.0" in ci
     assert "-e ./client -e '.[dev,redis]'" in readme and "-e ./client -e '.[dev,redis]'" in ci
+
+
+def test_every_metric_is_in_the_observability_table() -> None:
+    from hero_service.metrics import Metrics
+
+    doc = (ROOT / "docs" / "observability.md").read_text()
+    names = {fam.name for fam in Metrics().registry.collect()}
+    assert len(names) > 20
+    missing = sorted(n for n in names if f"`{n}" not in doc)
+    assert not missing, f"add to docs/observability.md's metrics table: {missing}"

@@ -27,6 +27,7 @@ from hero_service.config import Settings
 from hero_service.limits import Admission
 from hero_service.metrics import Metrics
 from tests.conftest import start_server
+from tests.test_metrics import scrape, val
 from tests.test_replicas import group
 
 if TYPE_CHECKING:
@@ -289,3 +290,40 @@ async def test_readiness_waits_for_the_first_state_ping() -> None:
         assert rt.components["state"] and store.calls == 3
     finally:
         probe.cancel()
+
+
+def test_client_gone_cancels_its_work(tmp_path: Path) -> None:
+    """Trainers time out and retry: a request whose client disconnected is cancelled and
+    its queued RM inputs are dropped before their forward pass, not computed for nobody."""
+    srv = start_server(tmp_path, "--rm-max-batch-size", "1", "--verifier-workers", "1")
+    try:
+        long = " ".join(f"step {i}: {i} + {i} = {2 * i}." for i in range(80))
+        body = {"prompt": "Sum it up.", "responses": [f"{long} ({k})" for k in range(8)]}
+        n = 16  # 128 long batch-1 forward passes queued: many seconds of work
+
+        def abandon(_: int) -> str:
+            try:
+                httpx.post(srv.url + "/rm_score", json=body, timeout=0.5)
+                return "answered"
+            except httpx.TimeoutException:
+                return "gone"
+
+        with ThreadPoolExecutor(n) as ex:
+            outcomes = list(ex.map(abandon, range(n)))
+        gone = outcomes.count("gone")
+        assert gone >= n // 2, outcomes
+        m: dict[Any, float] = {}
+        for _ in range(300):  # bounded: up to ~30 s for the server to notice
+            m = scrape(srv.url)
+            if val(m, "hero_client_gone_total", route="/rm_score") >= gone:
+                break
+            time.sleep(0.1)
+        assert val(m, "hero_client_gone_total", route="/rm_score") == gone
+        assert val(m, "hero_requests_total", route="/rm_score", code="499") == gone
+        assert val(m, "hero_rm_dropped_total") > 0
+        # far fewer forward passes than the 128 sequences that were asked for
+        assert val(m, "hero_rm_batch_size_count") < 8 * n / 2
+        r = httpx.post(srv.url + "/rm_score", json={"responses": ["x = 3"]}, timeout=60)
+        assert r.status_code == 200 and len(r.json()["rm_scores"]) == 1
+    finally:
+        srv.stop()

@@ -83,6 +83,10 @@ def test_padding_cost_splits_long_responses_from_short_anchors(scorer: EmbeddedS
     assert len(seqs) == 2 and seqs[0] == seqs[1]  # the response IS the anchor text
     assert scorer.padded_tokens(same) == 2 * len(seqs[0])  # one forward, nothing padded
     assert scorer.forward(same)[0] == pytest.approx(SCALE, abs=TOL)  # cosine 1
+    alone = [scorer.prepare(xs[0])]  # short batch-1: a second forward call costs more
+    seqs, _ = scorer._sequences(alone)
+    assert len(seqs[0]) != len(seqs[1])
+    assert scorer.padded_tokens(alone) == 2 * max(len(s) for s in seqs)
     mixed = [scorer.prepare(x) for x in (xs[0], xs[2])]
     seqs, _ = scorer._sequences(mixed)
     assert len(seqs) == 3  # two responses, one shared anchor

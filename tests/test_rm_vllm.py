@@ -295,7 +295,12 @@ def test_service_with_vllm_backend(model_dir: str, hf: HFRewardModel, tmp_path: 
         )
         assert r.status_code == 200, r.text
         assert r.json()["backend"] == "vllm"
-        expected = hf.forward([hf.prepare(RMInput(prompt, x)) for x in responses])
-        assert r.json()["rm_scores"] == pytest.approx(expected, abs=TOL)
+        prepared = [hf.prepare(RMInput(prompt, x)) for x in responses]
+        expected = hf.forward(prepared)
+        body = r.json()
+        assert body["rm_scores"] == pytest.approx(expected, abs=TOL)
+        assert body["n_tokens"] == [p.n_tokens for p in prepared]
+        assert body["truncated"] == [p.truncated for p in prepared]
+        assert body["max_length"] == hf.max_length and body["truncation_side"] == "left"
     finally:
         srv.stop()

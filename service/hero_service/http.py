@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -144,6 +145,9 @@ class AuthAndMetrics:
 
         try:
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            status = 499  # nginx's "client closed request": nobody got an answer
+            raise
         finally:
             name = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(name, str(status)).inc()

@@ -13,7 +13,9 @@ hold a request while its group fills, so they are not counted here.
 
 The deadline cancels an admitted request that has not answered within
 request_deadline_s and answers 503 `deadline_exceeded` (retryable: a scoring call that
-had already committed its state replays from the idempotency store on retry).
+had already committed its state replays from the idempotency store on retry). A client
+that disconnects before its answer cancels its request the same way (nothing is sent;
+counted as hero_client_gone_total and code 499), so abandoned work leaves the queues.
 """
 
 from __future__ import annotations
@@ -95,11 +97,11 @@ class Admission:
         self.inflight -= 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths or not self.max_inflight:
-            if scope["type"] == "http" and scope["path"] in self.paths and self.deadline_s:
-                await self._run(scope, receive, send, lambda: None)
-            else:
-                await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if not self.max_inflight:
+            await self._run(scope, receive, send, lambda: None)
             return
         if not await self._acquire():
             await self._reject(scope, receive, send)
@@ -133,6 +135,16 @@ class Admission:
         self, scope: Scope, receive: Receive, send: Send, on_done: Callable[[], None]
     ) -> None:
         started = False
+        body_read = asyncio.Event()
+        gone = False
+        me = asyncio.current_task()
+        assert me is not None
+
+        async def receive_tracking() -> Message:
+            msg = await receive()
+            if msg["type"] != "http.request" or not msg.get("more_body", False):
+                body_read.set()
+            return msg
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
@@ -142,17 +154,26 @@ class Admission:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 on_done()  # the client has its answer: free the slot now
 
-        if not self.deadline_s:
-            await self.app(scope, receive, send_tracking)
-            return
-        timeout = asyncio.timeout(self.deadline_s)
+        async def watch_client() -> None:
+            """Once the body is read, the next message is http.disconnect: a client that
+            went away (a trainer's timeout) cancels its work, and its queued RM inputs
+            and verifications are dropped instead of computed for nobody."""
+            nonlocal gone
+            await body_read.wait()
+            msg = await receive()
+            if msg["type"] == "http.disconnect" and not started:
+                gone = True
+                me.cancel()
+
+        watcher = asyncio.ensure_future(watch_client())
+        path = scope["path"]
+        timeout = asyncio.timeout(self.deadline_s or None)
         try:
             async with timeout:
-                await self.app(scope, receive, send_tracking)
+                await self.app(scope, receive_tracking, send_tracking)
         except TimeoutError:
             if not timeout.expired():
                 raise
-            path = scope["path"]
             self.metrics.deadline_exceeded.labels(path).inc()
             self.metrics.requests.labels(path, "503").inc()
             if not started:
@@ -163,6 +184,12 @@ class Admission:
                     headers={"Retry-After": "1"},
                 )
                 await resp(scope, receive, send)
+        except asyncio.CancelledError:
+            if not gone or me.uncancel() > 0:
+                raise  # a shutdown, not the client: keep cancelling
+            self.metrics.client_gone.labels(path).inc()
+        finally:
+            watcher.cancel()
 
 
 async def _drain(scope: Scope, receive: Receive) -> None:

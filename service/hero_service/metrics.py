@@ -123,6 +123,11 @@ class Metrics:
         self.rm_errors = Counter(
             "hero_rm_errors_total", "RM backend failures by kind.", ["kind"], registry=r
         )
+        self.rm_dropped = Counter(
+            "hero_rm_dropped_total",
+            "Queued RM inputs dropped before their forward pass: the caller went away.",
+            registry=r,
+        )
         self.rm_truncated = Counter(
             "hero_rm_truncated_total", "Sequences truncated to rm_max_length.", registry=r
         )
@@ -214,6 +219,13 @@ class Metrics:
         self.deadline_exceeded = Counter(
             "hero_deadline_exceeded_total",
             "Requests cut off by request_deadline_s (answered 503 deadline_exceeded).",
+            ["route"],
+            registry=r,
+        )
+        self.client_gone = Counter(
+            "hero_client_gone_total",
+            "Scoring requests whose client disconnected before the answer; their work was "
+            "cancelled (queued RM inputs and verifications dropped).",
             ["route"],
             registry=r,
         )

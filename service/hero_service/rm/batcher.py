@@ -122,6 +122,8 @@ class DynamicBatcher:
 
     def _take_batch(self) -> list[_Item]:
         live = [it for it in self._pending if not it.future.done()]
+        if len(live) < len(self._pending):
+            self.metrics.rm_dropped.inc(len(self._pending) - len(live))
         live.sort()  # by length: neighbours pad little
         batch: list[_Item] = []
         longest = 0

@@ -85,8 +85,16 @@ class VerifierPool:
         except RuntimeError as e:
             return "error", f"verifier pool unavailable: {e}"
         try:
-            # pebble kills at the deadline; the outer wait is a last-resort guard.
-            result = await asyncio.wait_for(asyncio.wrap_future(fut), self.deadline_s + 5)
+            # pebble kills at the deadline; the outer wait is a last-resort guard. Shielded:
+            # a cancelled caller (client gone, request deadline) must not kill a worker
+            # mid-task (a respawn re-imports sympy); a task still queued is dropped.
+            result = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(fut)), self.deadline_s + 5
+            )
+        except asyncio.CancelledError:
+            if not fut.running():
+                fut.cancel()
+            raise
         except (FuturesTimeout, TimeoutError):
             fut.cancel()
             return "timeout", None
