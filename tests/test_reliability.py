@@ -325,5 +325,26 @@ def test_client_gone_cancels_its_work(tmp_path: Path) -> None:
         assert val(m, "hero_rm_batch_size_count") < 8 * n / 2
         r = httpx.post(srv.url + "/rm_score", json={"responses": ["x = 3"]}, timeout=60)
         assert r.status_code == 200 and len(r.json()["rm_scores"]) == 1
+
+        # A scoring call abandoned by its client, then retried with the same request_id:
+        # the group is folded into the job exactly once.
+        call = {
+            "job_id": "gone-then-retried",
+            "request_id": "r-1",
+            "prompt": "Sum it up.",
+            "reference": "42",
+            "responses": [f"{long} so \\boxed{{{40 + k}}}" for k in range(8)],
+        }
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(srv.url + "/score_group", json=call, timeout=0.3)
+        r = httpx.post(srv.url + "/score_group", json=call, timeout=120)
+        assert r.status_code == 200, r.text
+        again = httpx.post(srv.url + "/score_group", json=call, timeout=120)
+        assert again.json()["replayed"] is True
+        assert again.json()["rewards"] == r.json()["rewards"]
+        job = httpx.get(srv.url + "/jobs/gone-then-retried", timeout=30).json()
+        assert job["count"] == 1
+        m = scrape(srv.url)
+        assert val(m, "hero_client_gone_total", route="/score_group") <= 1
     finally:
         srv.stop()
