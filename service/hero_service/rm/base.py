@@ -36,6 +36,8 @@ class RMResult:
 
 class Backend(Protocol):
     name: str
+    max_length: int  # tokens per sequence, after truncation
+    truncation_side: str  # "left" or "right": which end is cut
 
     def prepare(self, item: RMInput) -> Prepared: ...
 

@@ -80,10 +80,7 @@ class DynamicBatcher:
 
     @property
     def truncation(self) -> tuple[int | None, str | None]:
-        return (
-            getattr(self.backend, "max_length", None),
-            getattr(self.backend, "truncation_side", None),
-        )
+        return self.backend.max_length, self.backend.truncation_side
 
     async def score(self, items: list[RMInput]) -> list[float]:
         """Score items; their forward passes are shared with every concurrent caller."""
