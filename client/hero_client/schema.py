@@ -112,6 +112,9 @@ class GroupResult(BaseModel):
     verifier: list[int]
     verifier_status: list[VerifierStatus]
     answers: list[str | None]
+    verifier_stage: list[str | None] | None = Field(
+        None, description="Per response, the verifier stage that decided (docs/verifier.md)."
+    )
     rm_scores: list[float]
     normalized: list[float]
     weight: float
@@ -181,6 +184,9 @@ class VerifyResponse(BaseModel):
     answers: list[str | None]
     reasons: list[str | None]
     verifier_name: VerifierName
+    verifier_stage: list[str | None] | None = Field(
+        None, description="Per response, the verifier stage that decided (docs/verifier.md)."
+    )
 
 
 class RMScoreRequest(_Strict):
@@ -266,6 +272,7 @@ class ScoreSampleResponse(BaseModel):
     verifier: int
     verifier_status: VerifierStatus
     answer: str | None = None
+    verifier_stage: str | None = None
     rm_score: float
     normalized: float
     advantage: float | None = None

@@ -145,6 +145,7 @@ def _sample_response(
         verifier=g.verifier[i],
         verifier_status=g.verifier_status[i],
         answer=g.answers[i],
+        verifier_stage=g.verifier_stage[i] if g.verifier_stage is not None else None,
         rm_score=g.rm_scores[i],
         normalized=g.normalized[i],
         advantage=g.advantages[i] if g.advantages is not None else None,

@@ -57,6 +57,12 @@ class Metrics:
             ["job_id", "outcome"],
             registry=r,
         )
+        self.verifier_stage = Counter(
+            "hero_verifier_stage_total",
+            "Verifier decisions by verifier, deciding stage and status.",
+            ["verifier", "stage", "status"],
+            registry=r,
+        )
         self.verifier_duration = Histogram(
             "hero_verifier_duration_seconds",
             "Per-answer verification latency (cache misses).",

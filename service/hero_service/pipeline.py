@@ -228,6 +228,7 @@ def _result(g: GroupIn, vs: list[Verdict], scores: list[float], sh: GroupShaping
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
         answers=[v.answer for v in vs],
+        verifier_stage=[v.stage for v in vs],
         rm_scores=scores,
         normalized=sh.normalized,
         weight=sh.weight,

@@ -138,6 +138,7 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
         answers=[v.answer for v in vs],
         reasons=[v.reason for v in vs],
         verifier_name=name,
+        verifier_stage=[v.stage for v in vs],
     )
 
 

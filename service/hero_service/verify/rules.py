@@ -108,20 +108,23 @@ class Verdict:
     status: VerifierStatus
     answer: str | None
     reason: str | None = None
+    # Which stage decided (docs/verifier.md "Stages"): extract, exact, prefilter, code,
+    # multiple_answers, guard, string, numeric, math_verify, choice, judge, ...
+    stage: str | None = None
 
 
 class LRU:
     def __init__(self, size: int) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[str, str, str], VerifierStatus] = OrderedDict()
+        self._d: OrderedDict[tuple[str, str, str], Verdict] = OrderedDict()
 
-    def get(self, key: tuple[str, str, str]) -> VerifierStatus | None:
+    def get(self, key: tuple[str, str, str]) -> Verdict | None:
         v = self._d.get(key)
         if v is not None:
             self._d.move_to_end(key)
         return v
 
-    def put(self, key: tuple[str, str, str], value: VerifierStatus) -> None:
+    def put(self, key: tuple[str, str, str], value: Verdict) -> None:
         if self.size <= 0:
             return
         self._d[key] = value
@@ -159,6 +162,7 @@ class RuleVerifier:
             verdicts = await self._math(reference, responses, verifier)
         for v in verdicts:
             self.metrics.verifier_outcomes.labels(verifier, v.status).inc()
+            self.metrics.verifier_stage.labels(verifier, v.stage or "none", v.status).inc()
         return verdicts
 
     def _choice(self, reference: str, response: str) -> Verdict:
@@ -167,26 +171,27 @@ class RuleVerifier:
         if got is None:
             ans = extract_answer(response).answer
             status: VerifierStatus = "no_answer" if ans is None else "rejected"
-            return Verdict(0, status, ans, None if ans is None else "not_a_single_choice")
+            return Verdict(0, status, ans, None if ans is None else "not_a_single_choice", "choice")
         ok = gold is not None and got == gold
-        return Verdict(int(ok), "correct" if ok else "incorrect", got)
+        return Verdict(int(ok), "correct" if ok else "incorrect", got, None, "choice")
 
     def _screen(self, reference: str, response: str) -> Verdict | str:
         """Extract the final answer, or a verdict when no verification is needed."""
         ex = extract_answer(response)
         if ex.answer is None:
-            return Verdict(0, "no_answer", None)
+            return Verdict(0, "no_answer", None, None, "extract")
         if ex.n_boxed <= 1 and exact_match(reference, ex.answer):
-            return Verdict(1, "correct", ex.answer)  # the reference itself may be "huge"
+            # the reference itself may be "huge"
+            return Verdict(1, "correct", ex.answer, None, "exact")
         reason = prefilter(ex.answer, self.prefilter_config)
         if reason is not None:
-            return Verdict(0, "rejected", ex.answer[:200], reason)
+            return Verdict(0, "rejected", ex.answer[:200], reason, "prefilter")
         if _CODE.search(ex.answer):
-            return Verdict(0, "rejected", ex.answer[:200], "code")
+            return Verdict(0, "rejected", ex.answer[:200], "code", "guard")
         if ex.n_boxed > 1:
             distinct = {strip_string(b) for b in all_boxed(response)}
             if len(distinct) > 1:
-                return Verdict(0, "rejected", ex.answer, "multiple_answers")
+                return Verdict(0, "rejected", ex.answer, "multiple_answers", "guard")
         return ex.answer
 
     async def _math(self, reference: str, responses: list[str], verifier: str) -> list[Verdict]:
@@ -204,44 +209,49 @@ class RuleVerifier:
     async def _check(self, reference: str, answer: str, verifier: str) -> Verdict:
         guard = _guard(reference, answer)
         if guard is not None:
-            return Verdict(0, "incorrect", answer, guard)
+            return Verdict(0, "incorrect", answer, guard, "guard")
         key = (verifier, reference, answer)
         cached = self.cache.get(key)
         if cached is not None:
             self.metrics.verifier_cache.labels("hit").inc()
-            return Verdict(int(cached == "correct"), cached, answer)
+            return cached
         self.metrics.verifier_cache.labels("miss").inc()
         t0 = time.perf_counter()
-        status, reason = await self._grade(reference, answer, verifier)
+        status, reason, stage = await self._grade(reference, answer, verifier)
         self.metrics.verifier_duration.labels(verifier).observe(time.perf_counter() - t0)
+        v = Verdict(int(status == "correct"), status, answer, reason, stage)
         if status in _DETERMINISTIC:
-            self.cache.put(key, status)
-        return Verdict(int(status == "correct"), status, answer, reason)
+            self.cache.put(key, v)
+        return v
 
     async def _grade(
         self, reference: str, answer: str, verifier: str
-    ) -> tuple[VerifierStatus, str | None]:
+    ) -> tuple[VerifierStatus, str | None, str]:
         if verifier == "exact":
-            return ("correct" if exact_match(reference, answer) else "incorrect"), None
+            return ("correct" if exact_match(reference, answer) else "incorrect"), None, "exact"
         if verifier == "string":
-            return ("correct" if is_equiv(reference, answer) else "incorrect"), None
+            ok = is_equiv(reference, answer)
+            return ("correct" if ok else "incorrect"), None, "string"
         if verifier == "cascade":
-            if exact_match(reference, answer) or is_equiv(reference, answer):
-                return "correct", None
+            if exact_match(reference, answer):
+                return "correct", None, "exact"
+            if is_equiv(reference, answer):
+                return "correct", None, "string"
             ref_v, ans_v = numeric_value(reference), numeric_value(answer)
             if ref_v is not None and ans_v is not None:  # two plain numbers: exact compare
-                return ("correct" if ref_v == ans_v else "incorrect"), "numeric"
+                return ("correct" if ref_v == ans_v else "incorrect"), "numeric", "numeric"
         kind, out = await self.pool.run(
             worker.math_verify_task, reference, brace_args(answer), self.inner_timeout_s
         )
         if kind == "timeout":
-            return "timeout", None
+            return "timeout", None, "math_verify"
         if kind == "error":
-            return "error", str(out)
+            return "error", str(out), "math_verify"
         if out == "correct":
-            return "correct", None
+            return "correct", None, "math_verify"
         if out == "timeout":  # Math-Verify's own SIGALRM fired inside the worker
-            return "timeout", "inner_timeout"
+            return "timeout", "inner_timeout", "math_verify"
         if out == "unparsed_gold":  # the library cannot read the gold: string check only
-            return ("correct" if is_equiv(reference, answer) else "incorrect"), "unparsed_gold"
-        return "incorrect", None if out == "incorrect" else str(out)
+            ok = is_equiv(reference, answer)
+            return ("correct" if ok else "incorrect"), "unparsed_gold", "string"
+        return "incorrect", None if out == "incorrect" else str(out), "math_verify"
