@@ -12,9 +12,10 @@ The limits are far above anything a legitimate answer uses: `2^{10}`, `x^{2^{3}}
 from __future__ import annotations
 
 import bisect
-import math
 import re
 from dataclasses import dataclass
+
+from hero_service.verify.numeval import numeric_value as _numeric_value
 
 __all__ = ["PrefilterConfig", "prefilter"]
 
@@ -67,7 +68,6 @@ _OPENERS = frozenset("{([")
 _CLOSERS = frozenset("})]")
 
 _EVAL_MAX_SPAN = 256
-_EVAL_MAX_DEPTH = 60
 _POWER_CHAIN_STEPS = 8
 
 
@@ -114,178 +114,6 @@ class _Frame:
 
 # ---------------------------------------------------------------------------
 # A tiny numeric evaluator for factorial operands (floats, overflow -> inf).
-
-
-class _EvalError(Exception):
-    pass
-
-
-_NUM_TOKEN = re.compile(r"\s+|\\[A-Za-z]+|\\.|\d+(?:\.\d*)?|\.\d+|\*\*|.", re.DOTALL)
-_NUM_SKIP_CMDS = frozenset(
-    {"left", "right", "big", "Big", "bigl", "bigr", "Bigl", "Bigr", "displaystyle"}
-)
-_NUM_OP_CMDS = {"cdot": "*", "times": "*", "div": "/", "frac": "frac", "dfrac": "frac",
-                "tfrac": "frac", "sqrt": "sqrt"}  # fmt: skip
-_NUM_CLOSE = {"(": ")", "{": "}", "[": "]"}
-
-
-def _num_tokens(span: str) -> list[str | float]:
-    out: list[str | float] = []
-    for m in _NUM_TOKEN.finditer(span):
-        tok = m.group()
-        if tok.isspace() or tok in _SPACING:
-            continue
-        if tok[0].isdigit() or (tok[0] == "." and len(tok) > 1):
-            out.append(float(tok))
-        elif tok.startswith("\\") and tok[1:].isalpha():
-            name = tok[1:]
-            if name in _NUM_SKIP_CMDS:
-                continue
-            if name not in _NUM_OP_CMDS:
-                raise _EvalError(tok)
-            out.append(_NUM_OP_CMDS[name])
-        elif tok == "**":
-            out.append("^")
-        elif tok in "+-*/^!(){}[]":
-            out.append(tok)
-        else:
-            raise _EvalError(tok)
-    return out
-
-
-class _NumEval:
-    """Recursive descent over + - * / ^ ! \\frac \\sqrt and brackets."""
-
-    def __init__(self, tokens: list[str | float]) -> None:
-        self.toks = tokens
-        self.i = 0
-        self.depth = 0
-
-    def peek(self) -> str | float | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self) -> str | float:
-        tok = self.peek()
-        if tok is None:
-            raise _EvalError("eof")
-        self.i += 1
-        return tok
-
-    def run(self) -> float:
-        value = self.expr()
-        if self.i != len(self.toks):
-            raise _EvalError("trailing")
-        return value
-
-    def expr(self) -> float:
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            rhs = self.term()
-            value = _finite_or_inf(value + rhs if op == "+" else value - rhs)
-        return value
-
-    def term(self) -> float:
-        value = self.unary()
-        while True:
-            tok = self.peek()
-            if tok in ("*", "/"):
-                self.take()
-                rhs = self.unary()
-                if tok == "*":
-                    value = _finite_or_inf(value * rhs)
-                else:
-                    if rhs == 0:
-                        raise _EvalError("div0")
-                    value = _finite_or_inf(value / rhs)
-            elif isinstance(tok, float) or tok in ("(", "{", "[", "frac", "sqrt"):
-                value = _finite_or_inf(value * self.unary())
-            else:
-                return value
-
-    def unary(self) -> float:
-        self.enter()
-        try:
-            if self.peek() in ("-", "+"):
-                op = self.take()
-                value = self.unary()
-                return -value if op == "-" else value
-            return self.postfix()
-        finally:
-            self.depth -= 1
-
-    def postfix(self) -> float:
-        value = self.power()
-        while self.peek() == "!":
-            self.take()
-            value = _factorial(value)
-        return value
-
-    def power(self) -> float:
-        base = self.primary()
-        if self.peek() == "^":
-            self.take()
-            exponent = self.unary()
-            try:
-                return _finite_or_inf(math.pow(base, exponent))
-            except OverflowError:
-                return math.inf
-            except ValueError as exc:
-                raise _EvalError("pow") from exc
-        return base
-
-    def primary(self) -> float:
-        self.enter()
-        try:
-            tok = self.take()
-            if isinstance(tok, float):
-                return tok
-            if tok in _NUM_CLOSE:
-                value = self.expr()
-                if self.take() != _NUM_CLOSE[tok]:
-                    raise _EvalError("bracket")
-                return value
-            if tok == "frac":
-                num = self.primary()
-                den = self.primary()
-                if den == 0:
-                    raise _EvalError("div0")
-                return _finite_or_inf(num / den)
-            if tok == "sqrt":
-                value = self.primary()
-                if value < 0:
-                    raise _EvalError("sqrt")
-                return math.sqrt(value)
-            raise _EvalError(str(tok))
-        finally:
-            self.depth -= 1
-
-    def enter(self) -> None:
-        self.depth += 1
-        if self.depth > _EVAL_MAX_DEPTH:
-            raise _EvalError("depth")
-
-
-def _finite_or_inf(value: float) -> float:
-    if math.isnan(value):
-        raise _EvalError("nan")
-    return value
-
-
-def _factorial(value: float) -> float:
-    if math.isnan(value) or value < 0:
-        raise _EvalError("factorial")
-    if value > 170:
-        return math.inf
-    return math.gamma(value + 1)
-
-
-def _numeric_value(span: str) -> float | None:
-    """Value of a numeric span, None if it is not plain arithmetic."""
-    try:
-        return _NumEval(_num_tokens(span)).run()
-    except (_EvalError, OverflowError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------

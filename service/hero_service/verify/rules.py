@@ -16,6 +16,7 @@ from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
+from hero_service.verify.intervals import parse_set
 from hero_service.verify.normalize import (
     brace_args,
     exact_match,
@@ -23,15 +24,18 @@ from hero_service.verify.normalize import (
     numeric_value,
     strip_string,
 )
+from hero_service.verify.notation import canonical
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.prefilter import PrefilterConfig, prefilter
+from hero_service.verify.repair import repair_reference
+from hero_service.verify.semantic import compare
 
 _DETERMINISTIC = ("correct", "incorrect")
 
 
 # Program text is never a math answer; graders that parse it may pull a number out.
 _CODE = re.compile(
-    r"__|\blambda\b|\bimport\b|\beval\s*\(|\bexec\s*\(|\bos\.|\bsystem\s*\(|\bopen\s*\("
+    r"__|(?<!\\)\blambda\b|\bimport\b|\beval\s*\(|\bexec\s*\(|\bos\.|\bsystem\s*\(|\bopen\s*\("
     r"|\bsubprocess\b|\bgetattr\b|\bglobals\s*\(|\bcompile\s*\(|;\s*\w+\s*\("
 )
 
@@ -91,8 +95,10 @@ def _guard(reference: str, answer: str) -> str | None:
     ref_pm = any(p in reference for p in _PM)
     if any(p in answer for p in _PM) and not ref_pm:
         return "plus_minus"
-    if not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference):
-        return "hedge"  # "7 or 8", "x = 7 \\lor x \\neq 7"
+    hedged = not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference)
+    # "7 or 8", "x = 7 \\lor x \\neq 7"; a union of intervals is not a hedge
+    if hedged and (parse_set(reference) is None or parse_set(answer) is None):
+        return "hedge"
     ru, au = _unit(reference), _unit(answer)
     if ru is not None and au is not None and ru != au:
         return "unit_mismatch"
@@ -186,7 +192,7 @@ class RuleVerifier:
         reason = prefilter(ex.answer, self.prefilter_config)
         if reason is not None:
             return Verdict(0, "rejected", ex.answer[:200], reason, "prefilter")
-        if _CODE.search(ex.answer):
+        if _CODE.search(ex.answer) and not _CODE.search(reference):
             return Verdict(0, "rejected", ex.answer[:200], "code", "guard")
         if ex.n_boxed > 1:
             distinct = {strip_string(b) for b in all_boxed(response)}
@@ -207,7 +213,7 @@ class RuleVerifier:
         return [s if isinstance(s, Verdict) else results[s] for s in screened]
 
     async def _check(self, reference: str, answer: str, verifier: str) -> Verdict:
-        guard = _guard(reference, answer)
+        guard = _guard(canonical(repair_reference(reference)), canonical(answer))
         if guard is not None:
             return Verdict(0, "incorrect", answer, guard, "guard")
         key = (verifier, reference, answer)
@@ -238,20 +244,28 @@ class RuleVerifier:
             if is_equiv(reference, answer):
                 return "correct", None, "string"
             ref_v, ans_v = numeric_value(reference), numeric_value(answer)
-            if ref_v is not None and ans_v is not None:  # two plain numbers: exact compare
-                return ("correct" if ref_v == ans_v else "incorrect"), "numeric", "numeric"
-        kind, out = await self.pool.run(
-            worker.math_verify_task, reference, brace_args(answer), self.inner_timeout_s
-        )
+            if ref_v is not None and ans_v is not None and ref_v == ans_v:
+                return "correct", "numeric", "numeric"  # two plain numbers: exact compare
+            sem = compare(canonical(repair_reference(reference)), canonical(answer))
+            if sem.status is not None:
+                return sem.status, sem.reason, sem.stage
+            pairs = [(r, brace_args(a)) for r, a in sem.pending]
+            kind, out = await self.pool.run(worker.math_verify_pairs, pairs, self.inner_timeout_s)
+            stage = sem.stage
+        else:
+            kind, out = await self.pool.run(
+                worker.math_verify_task, reference, brace_args(answer), self.inner_timeout_s
+            )
+            stage = "math_verify"
         if kind == "timeout":
-            return "timeout", None, "math_verify"
+            return "timeout", None, stage
         if kind == "error":
-            return "error", str(out), "math_verify"
+            return "error", str(out), stage
         if out == "correct":
-            return "correct", None, "math_verify"
+            return "correct", None, stage
         if out == "timeout":  # Math-Verify's own SIGALRM fired inside the worker
-            return "timeout", "inner_timeout", "math_verify"
+            return "timeout", "inner_timeout", stage
         if out == "unparsed_gold":  # the library cannot read the gold: string check only
             ok = is_equiv(reference, answer)
             return ("correct" if ok else "incorrect"), "unparsed_gold", "string"
-        return "incorrect", None if out == "incorrect" else str(out), "math_verify"
+        return "incorrect", None if out == "incorrect" else str(out), stage

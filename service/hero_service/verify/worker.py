@@ -10,9 +10,11 @@ import logging
 import os
 import resource
 import signal
+from collections import OrderedDict
 from typing import Any
 
 _CFG: dict[str, Any] = {}
+_GOLD: OrderedDict[str, Any] = OrderedDict()
 
 
 class _TimeoutFlag(logging.Handler):
@@ -45,7 +47,6 @@ def init_worker(memory_mb: int, cpu_s: int, max_files: int) -> None:
         malformed_operators=False,
         nits=False,
         boxed="all",
-        equations=True,
     )
     for name in ("math_verify.grader", "math_verify.parser", "math_verify"):
         lg = logging.getLogger(name)
@@ -62,6 +63,34 @@ def ping() -> int:
     return os.getpid()
 
 
+def math_verify_pairs(pairs: list[tuple[str, str]], timeout: int) -> str:
+    """Every (reference part, answer part) must hold: the first verdict that is not
+    'correct' is the answer's. One task per answer, however many parts it has."""
+    out = "correct"
+    for reference, answer in pairs:
+        out = math_verify_task(reference, answer, timeout)
+        if out != "correct":
+            return out
+    return out
+
+
+def _parse_gold(reference: str, timeout: int) -> Any:
+    """Parsed gold, cached: a group's distinct answers all share its reference."""
+    from math_verify import parse
+
+    hit = _GOLD.get(reference)
+    if hit is not None:
+        _GOLD.move_to_end(reference)
+        return hit
+    gold = parse("\\boxed{" + reference + "}", extraction_config=_CFG["extraction"],
+                 parsing_timeout=timeout)  # fmt: skip
+    if gold and not _TimeoutFlag.hit:
+        _GOLD[reference] = gold
+        while len(_GOLD) > 512:
+            _GOLD.popitem(last=False)
+    return gold
+
+
 def math_verify_task(reference: str, answer: str, timeout: int) -> str:
     """'correct' | 'incorrect' | 'timeout' | 'unparsed_gold' | 'no_parse'. Both sides are
     boxed so the same extraction path sees them (verl's recall-improving wrapper)."""
@@ -71,7 +100,7 @@ def math_verify_task(reference: str, answer: str, timeout: int) -> str:
         init_worker(2048, 3600, 256)
     ext = _CFG["extraction"]
     _TimeoutFlag.hit = False
-    gold = parse("\\boxed{" + reference + "}", extraction_config=ext, parsing_timeout=timeout)
+    gold = _parse_gold(reference, timeout)
     if not gold:
         return "timeout" if _TimeoutFlag.hit else "unparsed_gold"
     pred = parse("\\boxed{" + answer + "}", extraction_config=ext, parsing_timeout=timeout)

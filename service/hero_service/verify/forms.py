@@ -1,0 +1,137 @@
+"""Answer forms: what a multi-part answer's parts are and what value each part names.
+
+* components: top-level `,` `;` `and` split, so every part is compared, never only the first
+  (`30 red, 40 blue` is not `30 red, 50 blue`);
+* labels: `Min: 2`, `a = 3`, `S_{\\max} = 2n+3`, `f(x) = ...` name a value; the name is
+  kept apart so named parts can be matched by name;
+* decorations: ordinals (`12^{\\text{th}}`, `15\\text{th day}`), trailing words
+  (`9 \\text{ apples}`), domain qualifiers (`k \\in \\mathbb{Z}`);
+* vectors: `\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}` is the tuple `(1, 2)`.
+
+Input is in `notation.canonical` form. Pure; each function is a bounded number of passes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hero_service.verify.latex import split_top, strip_outer
+
+__all__ = ["Part", "components", "part", "rename_params", "vector_to_tuple"]
+
+_SEP = re.compile(r",|;|\band\b|\bor\b|\\quad")
+_LABEL = re.compile(
+    r"\s*(?P<name>(?:\\text\{[^{}]{1,30}\}|[A-Za-z][A-Za-z ]{0,20}?|\\[A-Za-z]+"
+    r"|\(\s*[A-Za-z](?:\s*,\s*[A-Za-z]){1,3}\s*\))"
+    r"(?:_\{?[^{}=<>]{1,12}\}?)?(?:\^\{?[^{}=<>]{1,6}\}?)?(?:\([A-Za-z, ]{1,10}\))?)"
+    r"\s*(?P<sep>=|:)(?!=)\s*(?P<value>.+)",
+    re.DOTALL,
+)
+_FUNC = re.compile(r"(?P<f>[A-Za-z])(?:_\{?\w+\}?)?\s*\(\s*(?P<v>[A-Za-z])\s*\)")
+_ORDINAL = re.compile(
+    r"(?<=\d)\s*(?:\^\s*\{?\s*\\text\{\s*(?:st|nd|rd|th)\s*\}\s*\}?|\^\s*\{\s*(?:st|nd|rd|th)\s*\}"
+    r"|\\text\{\s*(?:st|nd|rd|th)\b[^{}]*\}|(?:st|nd|rd|th)\b(?:\s+[A-Za-z]+)?)"
+)
+_TRAIL_WORDS = re.compile(
+    r"(?<=[\d}])\s*\\(?:text|mathrm|textrm|mbox)\{\s*[A-Za-z][A-Za-z .'-]*\}\s*$"
+)
+_TRAIL_PLAIN = re.compile(r"(?<=\d)\s+[A-Za-z][a-z]+(?:\s+[a-z]+)?\s*$")
+_QUALIFIER = re.compile(
+    r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{?[ZNQR]\}?\s*$|^\s*\\text\{\s*where\b.*$"
+)
+_PMATRIX = re.compile(
+    r"\\begin\{(?:pmatrix|bmatrix|matrix|array)\}(?:\{[lcr|]*\})?(?P<body>.*?)"
+    r"\\end\{(?:pmatrix|bmatrix|matrix|array)\}",
+    re.DOTALL,
+)
+_ROW = re.compile(r"\\\\")
+_NOT_NAME = frozenset({"or", "and", "so", "thus", "hence"})
+_PARAMS = ("k", "n", "m")
+_TEXT_AND = re.compile(r"\\text\{([^{}]*)\band\b([^{}]*)\}")
+_EMPTY_TEXT = re.compile(r"\\text\{\s*\}")
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str | None  # a label naming the value (`a`, `S_{\\max}`, `\\text{Min}`), if any
+    value: str
+    func_var: str | None = None  # `f(t) = ...`: the bound variable `t`
+
+
+def vector_to_tuple(s: str) -> str:
+    """A one-row or one-column matrix becomes `(a, b, c)`; other matrices are left alone."""
+    m = _PMATRIX.fullmatch(s.strip())
+    if m is None:
+        return s
+    rows = [r.strip() for r in _ROW.split(m.group("body")) if r.strip()]
+    cells = [[c.strip() for c in r.split("&")] for r in rows]
+    if len(cells) == 1:
+        return "(" + ", ".join(cells[0]) + ")"
+    if all(len(r) == 1 for r in cells):
+        return "(" + ", ".join(r[0] for r in cells) + ")"
+    return s
+
+
+def components(s: str) -> list[str]:
+    """Top-level parts; qualifiers such as `k \\in \\mathbb{Z}` are dropped."""
+    s = _TEXT_AND.sub(r"\\text{\1}, \\text{\2}", s)  # `9 \\text{ apples and } 4`
+    s = _EMPTY_TEXT.sub(" ", s)
+    parts = [p.strip() for p in split_top(s, _SEP)]
+    parts = [p for p in parts if p and not _QUALIFIER.match(p)]
+    return parts
+
+
+def _undecorate(v: str) -> str:
+    v = _ORDINAL.sub("", v)
+    v = _TRAIL_WORDS.sub("", v)
+    v = _TRAIL_PLAIN.sub("", v)
+    return v.strip()
+
+
+def part(s: str) -> Part:
+    """Split a label off a part and strip its decorations."""
+    s = s.strip()
+    m = _LABEL.fullmatch(s)
+    if m is not None:
+        name = m.group("name").strip()
+        value = m.group("value")
+        bare = name.replace("\\text{", "").replace("}", "").strip().lower()
+        if bare not in _NOT_NAME and "=" not in value and value.strip():
+            f = _FUNC.fullmatch(name)
+            return Part(re.sub(r"\s+", "", name), _undecorate(value), f.group("v") if f else None)
+    return Part(None, _undecorate(s))
+
+
+def _letters(s: str) -> set[str]:
+    """Standalone single letters (not part of a command or word)."""
+    return set(re.findall(r"(?<![A-Za-z\\])([A-Za-z])(?![A-Za-z])", s))
+
+
+def rename_params(ref: str, ans: str) -> str:
+    """Rename the answer's integer parameter (`n\\pi`) to the reference's (`k\\pi`)."""
+    rl, al = _letters(ref), _letters(ans)
+    rp = [p for p in _PARAMS if p in rl and p not in al]
+    ap = [p for p in _PARAMS if p in al and p not in rl]
+    if len(rp) == 1 and len(ap) == 1:
+        return re.sub(rf"(?<![A-Za-z\\]){ap[0]}(?![A-Za-z])", rp[0], ans)
+    return ans
+
+
+def rename_var(value: str, old: str, new: str) -> str:
+    """Rename a bound variable (`f(t) = 3t-1` read with `x` for `t`)."""
+    if old == new:
+        return value
+    return re.sub(rf"(?<![A-Za-z\\]){re.escape(old)}(?![A-Za-z])", new, value)
+
+
+def bracketed(s: str) -> tuple[str, list[str], str] | None:
+    """`(1, 2, 3)` / `\\{1, 2\\}` / `[1, 2]` -> (open, parts, close); None otherwise."""
+    got = strip_outer(s, (("(", ")"), ("\\{", "\\}"), ("[", "]"), ("\\langle", "\\rangle")))
+    if got is None:
+        return None
+    op, inner, cl = got
+    parts = [p.strip() for p in split_top(inner, re.compile(r",|;"))]
+    if len(parts) < 2 or any(not p for p in parts):
+        return None
+    return op, parts, cl

@@ -1,0 +1,151 @@
+"""Sets of reals: interval notation, inequalities and set-builder notation as one object.
+
+`(-\\infty, 3)`, `x < 3`, `\\{x \\mid x < 3\\}` and `x \\in (-\\infty, 3)` all parse to the
+same union of intervals, so they compare equal; an open endpoint for a closed one, a
+swapped inequality or a different bound do not. Input is already in `notation.canonical`
+form. Pure and linear: a top-level split, then a fixed number of regex matches per piece.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from hero_service.verify.latex import split_top
+from hero_service.verify.normalize import strip_string
+from hero_service.verify.numeval import evaluate
+
+__all__ = ["Bound", "Interval", "looks_like_set", "parse_set", "same_bound"]
+
+
+@dataclass(frozen=True)
+class Bound:
+    text: str  # canonical text of the endpoint
+    value: float | None  # numeric value when it has one (+-inf included)
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: Bound
+    hi: Bound
+    lo_closed: bool
+    hi_closed: bool
+
+
+_INF = Bound("\\infty", math.inf)
+_NINF = Bound("-\\infty", -math.inf)
+_UNION = re.compile(r"\\cup|\bor\b|\\lor|\\vee")
+_REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>")
+_VAR = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*")
+_BUILDER = re.compile(r"\\\{\s*(?P<v>[^|:]{1,20}?)\s*(?:\||:)\s*(?P<c>.*)\\\}")
+_MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
+_INTERVAL = re.compile(r"(?P<l>[(\[])(?P<a>[^,;]+)[,;](?P<b>[^,;]+)(?P<r>[)\]])")
+_REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)")
+_DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
+
+
+def looks_like_set(s: str) -> bool:
+    """Cheap test: worth parsing as a set of reals (an inequality, infinity, union, ...)."""
+    return bool(
+        re.search(r"\\infty|\\cup|\\le |\\ge |<|>|\\neq |\\in |\\mathbb\{R\}|\\emptyset", s)
+    )
+
+
+def _bound(text: str) -> Bound:
+    t = text.strip()
+    if t in ("\\infty", "+\\infty", "\\infty "):
+        return _INF
+    if t == "-\\infty":
+        return _NINF
+    return Bound(strip_string(t), evaluate(t))
+
+
+def _flip(op: str) -> str:
+    return {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}.get(op, op)
+
+
+def _ops(s: str) -> tuple[list[str], list[str]] | None:
+    """Split at top-level relation symbols: (operands, operators)."""
+    parts: list[str] = []
+    ops: list[str] = []
+    last = 0
+    for m in _REL.finditer(s):
+        parts.append(s[last : m.start()])
+        op = m.group().strip()
+        ops.append({"<=": "\\le", ">=": "\\ge"}.get(op, op))
+        last = m.end()
+    parts.append(s[last:])
+    if not ops or any(not p.strip() for p in parts):
+        return None
+    return parts, ops
+
+
+def _inequality(s: str) -> list[Interval] | None:
+    split = _ops(s)
+    if split is None:
+        return None
+    parts, ops = split
+    var_at = [i for i, p in enumerate(parts) if _VAR.fullmatch(p) and evaluate(p) is None]
+    if len(parts) == 2 and len(var_at) >= 1:
+        if len(var_at) == 2:
+            return None
+        if var_at[0] == 1:  # `3 > x` -> `x < 3`
+            parts, ops = [parts[1], parts[0]], [_flip(ops[0])]
+        op, b = ops[0], _bound(parts[1])
+        if op == "\\neq":
+            return [Interval(_NINF, b, False, False), Interval(b, _INF, False, False)]
+        if op in ("<", "\\le"):
+            return [Interval(_NINF, b, False, op == "\\le")]
+        return [Interval(b, _INF, op == "\\ge", False)]
+    if len(parts) == 3 and var_at == [1] and "\\neq" not in ops:
+        if ops[0] in (">", "\\ge") and ops[1] in (">", "\\ge"):
+            parts, ops = parts[::-1], [_flip(ops[1]), _flip(ops[0])]
+        if ops[0] in ("<", "\\le") and ops[1] in ("<", "\\le"):
+            return [
+                Interval(_bound(parts[0]), _bound(parts[2]), ops[0] == "\\le", ops[1] == "\\le")
+            ]
+    return None
+
+
+def _piece(p: str) -> list[Interval] | None:
+    p = p.strip()
+    if not p:
+        return None
+    if _REALS.fullmatch(p):
+        return [Interval(_NINF, _INF, False, False)]
+    if p == "\\emptyset" or p == "\\{\\}":
+        return []
+    m = _INTERVAL.fullmatch(p)
+    if m is not None:
+        lo, hi = _bound(m.group("a")), _bound(m.group("b"))
+        return [Interval(lo, hi, m.group("l") == "[", m.group("r") == "]")]
+    return _inequality(p)
+
+
+def parse_set(s: str) -> list[Interval] | None:
+    """The union of intervals `s` denotes, or None when `s` is not a set of reals."""
+    s = _DOMAIN.sub("", s.strip())
+    m = _BUILDER.fullmatch(s)
+    if m is not None:
+        s = m.group("c")
+    else:
+        mm = _MEMBER.fullmatch(s)
+        if mm is not None and _VAR.fullmatch(mm.group("v")):
+            s = mm.group("s")
+    out: list[Interval] = []
+    for piece in split_top(s, _UNION):
+        got = _piece(piece)
+        if got is None:
+            return None
+        out.extend(got)
+    return out
+
+
+def same_bound(a: Bound, b: Bound) -> bool | None:
+    """True/False when decidable here; None when only a CAS can tell."""
+    if a.text == b.text:
+        return True
+    if a.value is not None and b.value is not None:
+        return math.isclose(a.value, b.value, rel_tol=1e-9, abs_tol=1e-12) or (a.value == b.value)
+    return None

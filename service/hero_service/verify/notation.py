@@ -1,0 +1,71 @@
+"""Notation: one spelling for each symbol, applied to both sides before any comparison.
+
+Unicode and full-width symbols become their LaTeX commands (`≤` -> `\\le`, `＞` -> `>`,
+`∞` -> `\\infty`), synonyms collapse (`\\leqslant`, `\\leq` -> `\\le`; `\\dfrac` -> `\\frac`),
+every degree spelling becomes `^{\\circ}`, circled numerals become a list (`①②` -> `1,2`),
+spacing commands become spaces. One regex pass per rule: linear time.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["canonical"]
+
+_UNICODE = {
+    "∞": r"\infty ", "≤": r"\le ", "≦": r"\le ", "⩽": r"\le ", "≥": r"\ge ", "≧": r"\ge ",
+    "⩾": r"\ge ", "≠": r"\neq ", "∪": r"\cup ", "∩": r"\cap ", "×": r"\times ", "·": r"\cdot ",
+    "⋅": r"\cdot ", "∙": r"\cdot ", "−": "-", "–": "-", "—": "-", "＞": ">", "＜": "<",
+    "＝": "=", "，": ",", "、": ",", "；": ";", "：": ":", "（": "(", "）": ")", "［": "[",
+    "］": "]", "｛": r"\{", "｝": r"\}", "∈": r"\in ", "∉": r"\notin ", "π": r"\pi ",
+    "√": r"\sqrt ", "°": r"^{\circ}", "º": r"^{\circ}", "α": r"\alpha ", "β": r"\beta ",
+    "γ": r"\gamma ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu ", "φ": r"\varphi ",
+    "ω": r"\omega ", "ρ": r"\rho ", "′": "'", "∅": r"\emptyset ", "ℝ": r"\mathbb{R}",
+    "ℤ": r"\mathbb{Z}", "ℕ": r"\mathbb{N}", "ℚ": r"\mathbb{Q}", "∣": "|", "÷": r"\div ",
+    "\u00a0": " ", "\u3000": " ", "＋": "+", "－": "-", "／": "/",
+}  # fmt: skip
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+_FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}
+_CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
+_CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
+_COMMANDS = [
+    (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])"), r"\\le "),
+    (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])"), r"\\ge "),
+    (re.compile(r"\\(?:neq|ne)(?![A-Za-z])"), r"\\neq "),
+    (re.compile(r"\\lt(?![A-Za-z])"), "<"),
+    (re.compile(r"\\gt(?![A-Za-z])"), ">"),
+    (re.compile(r"\\[dt]frac(?![A-Za-z])"), r"\\frac"),
+    (re.compile(r"\\(?:displaystyle|textstyle|mathrm\{\s*\}|limits)(?![A-Za-z])"), ""),
+    (re.compile(r"\\left\s*\.|\\right\s*\."), ""),
+    (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])"), ""),
+    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![A-Za-z])|\\degree(?![A-Za-z])"), "^{°}"),
+    (re.compile(r"(?<!\\)\\(?:,|;|:|!|\s)|~|\\q?quad(?![A-Za-z])"), " "),
+    (re.compile(r"\\mid(?![A-Za-z])|\\vert(?![A-Za-z])"), "|"),
+    (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(or|and)\s*\}"), r" \1 "),
+    (re.compile(r"\\%"), "%"),
+    (re.compile(r"\+\s*\\infty"), r"\\infty"),
+    (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
+    (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),
+]
+_DEGREE_MARK = "^{°}"
+_SPACES = re.compile(r"\s+")
+
+
+def _circled(m: re.Match[str]) -> str:
+    return ",".join(_CIRCLED[c] for c in m.group() if c in _CIRCLED)
+
+
+def canonical(s: str) -> str:
+    """One spelling per symbol; whitespace collapsed; `$` and a final period removed."""
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group()], s)
+    if any(c in _FULLWIDTH_DIGIT for c in s):
+        s = "".join(_FULLWIDTH_DIGIT.get(c, c) for c in s)
+    s = _CIRCLED_RUN.sub(_circled, s)
+    for pat, rep in _COMMANDS:
+        s = pat.sub(rep, s)
+    s = s.replace(_DEGREE_MARK, "^{\\circ}")
+    s = s.replace("$", "")
+    s = _SPACES.sub(" ", s).strip()
+    while s.endswith(".") and not s.endswith(".."):
+        s = s[:-1].rstrip()
+    return s

@@ -1,0 +1,51 @@
+"""Repair of references damaged by JSON escaping in real datasets (the reference only).
+
+A reference is trusted data; its damage is mechanical: `"\\frac"` written as `"\frac"` in
+JSON decodes to a form feed + `rac`, `"\text"` to a tab + `ext`, `"\neq"` to a newline +
+`eq`. Doubled backslashes before a command, `$,$` between parts, and an unmatched closing
+brace at the end are undone too. The response is never repaired: it is not trusted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hero_service.verify.latex import match_braces
+
+__all__ = ["repair_reference"]
+
+# control character -> the letter its escape ate, and the commands that letter starts
+_ESCAPES = {
+    "\x0c": ("f", None),  # \f: \frac, \forall
+    "\x08": ("b", None),  # \b: \beta, \binom, \bar, \boxed
+    "\x0b": ("v", None),  # \v: \vec, \varphi
+    "\x07": ("a", None),  # \a: \alpha, \angle
+    "\t": ("t", ("ext", "imes", "heta", "an", "frac", "au", "riangle", "o", "extbf", "extit")),
+    "\r": ("r", ("ight", "ho", "angle", "m", "Rightarrow")),
+    "\n": ("n", ("eq", "e ", "ot", "u", "abla", "otin", "exists", "mid", "leq", "geq")),
+}
+_CONTROL = re.compile("[\x07\x08\x0b\x0c\t\r\n]")
+_DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
+_DOLLAR_SEP = re.compile(r"\$\s*([,;])\s*\$")
+
+
+def _fix(m: re.Match[str]) -> str:
+    s = m.string
+    letter, starts = _ESCAPES[m.group()]
+    rest = s[m.end() : m.end() + 12]
+    if starts is None:
+        return "\\" + letter if rest[:1].isalpha() else m.group()
+    if any(rest.startswith(p) for p in starts):
+        return "\\" + letter
+    return " " if m.group() in "\t\r\n" else m.group()
+
+
+def repair_reference(ref: str) -> str:
+    s = _CONTROL.sub(_fix, ref)
+    s = _DOUBLED.sub(r"\\", s)
+    s = _DOLLAR_SEP.sub(r"\1 ", s)
+    if s.rstrip().endswith("}"):
+        t = s.rstrip()
+        if (len(t) - 1) not in match_braces(t).values() and not t.endswith("\\}"):
+            s = t[:-1]
+    return s

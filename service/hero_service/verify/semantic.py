@@ -1,0 +1,216 @@
+"""The semantic stages: decide what cheap string and number checks cannot, before any CAS.
+
+`compare(reference, answer)` (both in `notation.canonical` form, the reference repaired)
+returns a decision with the stage that made it, or the leaf pairs that only Math-Verify can
+settle; the caller sends those to the sandboxed workers and requires every one to hold.
+Stages, in order: `interval` (sets of reals), `components` (every part of a multi-part
+answer, by name or in order), `relation` (both sides and the direction of `<`, `=`, ...),
+and per leaf `string`, `numeric`, `rounding`, `angle`, `text`. Pure, no evaluation of model
+text beyond the bounded numeric evaluator; linear in the input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hero_service.verify import forms, intervals, latex
+from hero_service.verify.normalize import numeric_value, strip_string
+from hero_service.verify.numeval import evaluate
+from hero_service.verify.rounding import angle_equal, rounding_equal
+
+__all__ = ["Outcome", "compare"]
+
+Decision = Literal["correct", "incorrect"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Decision | None  # None: undecided until Math-Verify settles `pending`
+    stage: str
+    reason: str | None = None
+    pending: tuple[tuple[str, str], ...] = field(default=())
+
+
+_REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>|=")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
+_TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
+_ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
+_FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
+
+
+def _words(s: str) -> str | None:
+    """Plain-text form of a text answer (no digits, no maths), or None."""
+    t = _TEXT.sub(lambda m: m.group(1), s)
+    if re.search(r"[\d\\^_=<>]", t):
+        return None
+    t = _ARTICLES.sub(" ", t.lower())
+    t = re.sub(r"[^a-z]+", " ", t).strip()
+    return t or None
+
+
+def _relation(s: str) -> tuple[list[str], list[str]] | None:
+    """Split at top-level relation symbols: (sides, operators), or None without one."""
+    depth = latex.depths(s)
+    parts: list[str] = []
+    ops: list[str] = []
+    last = 0
+    for m in _REL.finditer(s):
+        if depth[m.start()] != 0:
+            continue  # inside brackets: `\{x | x > 0\}`, `f(x<1)`
+        parts.append(s[last : m.start()].strip())
+        op = m.group().strip()
+        ops.append({"<=": "\\le", ">=": "\\ge"}.get(op, op))
+        last = m.end()
+    if not ops:
+        return None
+    parts.append(s[last:].strip())
+    if any(not p for p in parts):
+        return None
+    return parts, ops
+
+
+def _combine(outs: list[Outcome], stage: str) -> Outcome:
+    bad = [o for o in outs if o.status == "incorrect"]
+    if bad:
+        return Outcome("incorrect", stage, bad[0].reason or bad[0].stage)
+    pending = tuple(p for o in outs for p in o.pending)
+    if pending:
+        return Outcome(None, stage, None, pending)
+    return Outcome("correct", stage)
+
+
+def _leaf(ref: str, ans: str) -> Outcome:
+    rp, ap = forms.part(ref), forms.part(ans)
+    rv, av = rp.value, ap.value
+    if rp.func_var and ap.func_var:
+        av = forms.rename_var(av, ap.func_var, rp.func_var)
+    av = forms.rename_params(rv, av)
+    rrel, arel = _relation(rv), _relation(av)
+    if rrel is not None or arel is not None:
+        return _relations(rv, av, rrel, arel)
+    rs, as_ = strip_string(rv), strip_string(av)
+    if rs and rs == as_:
+        return Outcome("correct", "string")
+    rn, an = numeric_value(rv), numeric_value(av)
+    if rn is not None and an is not None and rn == an:
+        return Outcome("correct", "numeric")
+    for stage, fn in (("rounding", rounding_equal), ("angle", angle_equal)):
+        got = fn(rv, av)
+        if got is not None:
+            return Outcome("correct" if got else "incorrect", stage)
+    if rn is not None and an is not None:
+        return Outcome("incorrect", "numeric")
+    re_, ae = evaluate(rv), evaluate(av)
+    if re_ is not None and ae is not None:
+        same = math.isclose(re_, ae, rel_tol=1e-12, abs_tol=1e-15)
+        return Outcome("correct" if same else "incorrect", "numeric")
+    rw, aw = _words(rv), _words(av)
+    if rw is not None and aw is not None:
+        return Outcome("correct" if rw == aw else "incorrect", "text")
+    return Outcome(None, "math_verify", None, ((rv, av),))
+
+
+def _relations(
+    rv: str,
+    av: str,
+    rrel: tuple[list[str], list[str]] | None,
+    arel: tuple[list[str], list[str]] | None,
+) -> Outcome:
+    if rrel is None or arel is None:
+        return Outcome("incorrect", "relation", "relation_mismatch")
+    (rparts, rops), (aparts, aops) = rrel, arel
+    if rops == ["="] and aops == ["="]:
+        same = _combine([_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)], "relation")
+        if same.status == "correct":
+            return same
+        return Outcome(None, "math_verify", None, ((rv, av),))  # `y = 2x` vs `2x - y = 0`
+    if len(rops) == len(aops):
+        if rops == aops:
+            pairs = list(zip(rparts, aparts, strict=True))
+        elif rops == [_FLIP.get(o, o) for o in reversed(aops)]:
+            pairs = list(zip(rparts, reversed(aparts), strict=True))
+        else:
+            return Outcome("incorrect", "relation", "relation_direction")
+        return _combine([_leaf(x, y) for x, y in pairs], "relation")
+    return Outcome("incorrect", "relation", "relation_mismatch")
+
+
+def _sets(ref: str, ans: str) -> Outcome | None:
+    rs, as_ = intervals.parse_set(ref), intervals.parse_set(ans)
+    if rs is None or as_ is None:
+        return None
+    if len(rs) != len(as_):
+        return Outcome("incorrect", "interval", "interval_count")
+
+    def key(iv: intervals.Interval) -> float:
+        return iv.lo.value if iv.lo.value is not None else math.nan
+
+    if all(not math.isnan(key(i)) for i in rs + as_):
+        rs, as_ = sorted(rs, key=key), sorted(as_, key=key)
+    pending: list[tuple[str, str]] = []
+    for x, y in zip(rs, as_, strict=True):
+        if x.lo_closed != y.lo_closed or x.hi_closed != y.hi_closed:
+            return Outcome("incorrect", "interval", "endpoint_closure")
+        for bx, by in ((x.lo, y.lo), (x.hi, y.hi)):
+            same = intervals.same_bound(bx, by)
+            if same is False:
+                return Outcome("incorrect", "interval", "endpoint_value")
+            if same is None:
+                pending.append((bx.text, by.text))
+    if pending:
+        return Outcome(None, "interval", None, tuple(pending))
+    return Outcome("correct", "interval")
+
+
+def _match_parts(rparts: list[str], aparts: list[str], unordered: bool) -> Outcome:
+    rp = [forms.part(x) for x in rparts]
+    ap = [forms.part(x) for x in aparts]
+    rnames = [p.name for p in rp]
+    anames = [p.name for p in ap]
+    named = all(rnames) and all(anames) and len(set(rnames)) == len(rnames)
+    if named and sorted(map(str, rnames)) == sorted(map(str, anames)):  # match by name
+        by = {p.name: p for p in ap}
+        return _combine([_leaf(x.value, by[x.name].value) for x in rp], "components")
+    in_order = _combine([_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)], "components")
+    if in_order.status != "incorrect" or not unordered:
+        return in_order
+    left = list(aparts)
+    for x in rparts:  # unordered: each reference part matches a distinct answer part
+        hit = next((y for y in left if _leaf(x, y).status == "correct"), None)
+        if hit is None:
+            return in_order
+        left.remove(hit)
+    return Outcome("correct", "components")
+
+
+def compare(ref: str, ans: str) -> Outcome:
+    """Decide `ans` against `ref`, or name the leaf pairs that need Math-Verify."""
+    sr, sa = strip_string(ref), strip_string(ans)
+    if sr and sr == sa:
+        return Outcome("correct", "string")
+    if intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
+        got = _sets(ref, ans)
+        if got is not None:
+            return got
+    ref, ans = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
+    if _THOUSANDS.fullmatch(ans.strip()) and not _THOUSANDS.fullmatch(ref.strip()):
+        ans = ans.replace("{,}", "").replace(",", "")
+    rb, ab = forms.bracketed(ref), forms.bracketed(ans)
+    rc, ac = forms.components(ref), forms.components(ans)
+    if rb is not None and ab is not None:
+        if len(rb[1]) != len(ab[1]) or (rb[0], rb[2]) != (ab[0], ab[2]):
+            return Outcome("incorrect", "components", "tuple_shape")
+        return _match_parts(rb[1], ab[1], unordered=rb[0] == "\\{")
+    if rb is not None and len(ac) == len(rb[1]) > 1:
+        return _match_parts(rb[1], ac, unordered=rb[0] == "\\{")
+    if ab is not None and len(rc) == len(ab[1]) > 1:
+        return _match_parts(rc, ab[1], unordered=True)
+    if len(rc) > 1 or len(ac) > 1:
+        if len(rc) != len(ac):
+            return Outcome("incorrect", "components", "component_count")
+        unordered = bool(re.search(r"\bor\b", ref)) or len({forms.part(x).name for x in rc}) == 1
+        return _match_parts(rc, ac, unordered)
+    return _leaf(ref, ans)
