@@ -131,7 +131,10 @@ class _NumEval:
             self.take()
             exponent = self.unary()
             try:
-                return _finite_or_inf(math.pow(base, exponent))
+                value = _finite_or_inf(math.pow(base, exponent))
+                if value == 0 and base != 0:
+                    raise _EvalError("underflow")  # 10^{-10^{10}} is not 0
+                return value
             except OverflowError:
                 return math.inf
             except ValueError as exc:
