@@ -1,30 +1,63 @@
-"""Precision / recall / FPR of each verifier on the labelled pair set.
+"""Precision / recall / FPR of each verifier on the labelled pair set, per split.
 
-    python bench/verifier_accuracy.py [--data tests/data/verifier_pairs.jsonl] [--out docs/...]
+    python bench/verifier_accuracy.py [--verifiers math_verify,cascade] [--json out.json]
 
-Each pair's answer is wrapped as a model's final `\\boxed{...}` and sent through the same
-RuleVerifier the service uses (extraction, guards, worker pool).
+The labelled set is the hand-written tests/data/verifier_pairs.jsonl plus the pairs that
+bench/bigmath_pairs.py builds on the real Big-Math references in ../shared/data (read in
+place; skipped with a note when the file is absent). Each pair's id fixes its split: 30%
+of pairs are the frozen `test` split, never looked at while rules are written. Each answer
+is wrapped as a model's final `\\boxed{...}` and sent through the RuleVerifier the service
+uses (extraction, guards, semantic stages, worker pool). Reported per split, per category
+and, for the cascade, per deciding stage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bigmath_pairs
+
 from hero_service.metrics import Metrics
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
 
-VERIFIERS = ["exact", "string", "math_verify", "cascade"]
+HAND = Path(__file__).resolve().parents[1] / "tests" / "data" / "verifier_pairs.jsonl"
 
 
-def load(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def split_of(pair_id: str) -> str:
+    h = int(hashlib.sha1(pair_id.encode()).hexdigest()[:8], 16)
+    return "test" if h % 10 < 3 else "dev"
+
+
+def load() -> list[dict[str, Any]]:
+    rows = [json.loads(x) for x in HAND.read_text().splitlines() if x.strip()]
+    for r in rows:
+        r["source"] = "hand"
+    for p in bigmath_pairs.pairs():
+        rows.append(
+            {
+                "id": p.id,
+                "line": p.line,
+                "category": "bigmath/" + p.category,
+                "reference": p.reference,
+                "answer": p.answer,
+                "equivalent": p.equivalent,
+                "source": "bigmath",
+            }
+        )
+    for r in rows:
+        r["split"] = split_of(r["id"])
+    return rows
 
 
 def stats(rows: list[tuple[bool, int]]) -> dict[str, float]:
@@ -44,12 +77,14 @@ def stats(rows: list[tuple[bool, int]]) -> dict[str, float]:
     }
 
 
-async def evaluate(pairs: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+async def evaluate(
+    pairs: list[dict[str, Any]], verifiers: list[str], workers: int
+) -> dict[str, Any]:
     pool = VerifierPool(workers, 10.0, 500, 1536, 100_000)
     await pool.warm_up()
     out: dict[str, Any] = {}
     try:
-        for name in VERIFIERS:
+        for name in verifiers:
             rv = RuleVerifier(pool, Metrics(), cache_size=0)
             t0 = time.perf_counter()
             verdicts = await asyncio.gather(
@@ -61,57 +96,86 @@ async def evaluate(pairs: list[dict[str, Any]], workers: int) -> dict[str, Any]:
                 )
             )
             dt = time.perf_counter() - t0
-            pv = zip(pairs, verdicts, strict=True)
-            rows = [(bool(p["equivalent"]), v[0].label) for p, v in pv]
-            by_cat: dict[str, list[tuple[bool, int]]] = defaultdict(list)
-            hard = [r for r, p in zip(rows, pairs, strict=True) if p.get("hard")]
-            errors = []
-            for p, r, v in zip(pairs, rows, verdicts, strict=True):
-                by_cat[p["category"]].append(r)
-                if r[0] != bool(r[1]):
-                    errors.append(
-                        {
-                            "id": p["id"],
-                            "reference": p["reference"],
-                            "answer": p["answer"],
-                            "label": p["equivalent"],
-                            "status": v[0].status,
-                        }
+            res: dict[str, Any] = {"seconds": dt, "errors": []}
+            groups: dict[str, dict[str, list[tuple[bool, int]]]] = defaultdict(
+                lambda: defaultdict(list)
+            )
+            for p, v in zip(pairs, verdicts, strict=True):
+                row = (bool(p["equivalent"]), v[0].label)
+                for split in (p["split"], "all"):
+                    groups[split]["all"].append(row)
+                    groups[split]["source/" + p["source"]].append(row)
+                    groups[split]["category/" + p["category"]].append(row)
+                    groups[split]["stage/" + str(v[0].stage)].append(row)
+                if row[0] != bool(row[1]):
+                    res["errors"].append(
+                        {k: p.get(k) for k in ("id", "split", "line", "reference", "answer")}
+                        | {"label": p["equivalent"], "status": v[0].status, "stage": v[0].stage}
                     )
-            out[name] = {
-                "all": stats(rows),
-                "hard": stats(hard),
-                "seconds": dt,
-                "by_category": {c: stats(r) for c, r in sorted(by_cat.items())},
-                "errors": errors,
+            res["splits"] = {
+                s: {k: stats(r) for k, r in sorted(g.items())} for s, g in groups.items()
             }
+            out[name] = res
     finally:
         pool.close()
     return out
 
 
+def table(res: dict[str, Any], verifiers: list[str], split: str, prefix: str) -> None:
+    keys = sorted(
+        {k for n in verifiers for k in res[n]["splits"].get(split, {}) if k.startswith(prefix)}
+    )
+    print(f"\n### {split}: {prefix or 'all'}\n")
+    print("| group | n | " + " | ".join(f"{n} recall | {n} FPR" for n in verifiers) + " |")
+    print("|---|---|" + "---|---|" * len(verifiers))
+    for k in keys:
+        cells = []
+        n = 0
+        for name in verifiers:
+            s = res[name]["splits"][split].get(k)
+            if s is None:
+                cells.append("- | -")
+                continue
+            n = int(s["n"])
+            cells.append(f"{s['recall']:.3f} | {s['fpr']:.4f}")
+        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="tests/data/verifier_pairs.jsonl")
+    ap.add_argument("--verifiers", default="exact,string,math_verify,cascade")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--split", default="dev,test", help="splits to print")
     ap.add_argument("--json", default=None, help="write full results (with errors) here")
-    ap.add_argument("--show-errors", default=None, help="print the errors of this verifier")
+    ap.add_argument("--show-errors", default=None, help="print this verifier's dev errors")
     a = ap.parse_args()
-    pairs = load(Path(a.data))
-    res = asyncio.run(evaluate(pairs, a.workers))
+    verifiers = a.verifiers.split(",")
+    pairs = load()
+    if not bigmath_pairs.available():
+        print(f"note: {bigmath_pairs.DATA} is absent: hand-written pairs only")
     pos = sum(1 for p in pairs if p["equivalent"])
-    print(f"{len(pairs)} pairs ({pos} equivalent, {len(pairs) - pos} not)\n")
-    print("| verifier | precision | recall | FPR | hard recall | hard FPR | time (s) |")
-    print("|---|---|---|---|---|---|---|")
-    for name in VERIFIERS:
-        s, h = res[name]["all"], res[name]["hard"]
-        print(
-            f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['fpr']:.3f} | "
-            f"{h['recall']:.3f} | {h['fpr']:.3f} | {res[name]['seconds']:.1f} |"
-        )
+    near = len(pairs) - pos
+    on_shared = sum(1 for p in pairs if p["source"] == "bigmath")
+    print(f"{len(pairs)} pairs ({pos} equivalent, {near} near misses; {on_shared} on shared refs)")
+    res = asyncio.run(evaluate(pairs, verifiers, a.workers))
+    for split in a.split.split(","):
+        print(f"\n## split {split}\n")
+        print("| verifier | n | precision | recall | FPR | FP | time (s) |")
+        print("|---|---|---|---|---|---|---|")
+        for name in verifiers:
+            s = res[name]["splits"][split]["all"]
+            print(
+                f"| {name} | {s['n']} | {s['precision']:.3f} | {s['recall']:.3f} | "
+                f"{s['fpr']:.4f} | {s['fp']} | {res[name]['seconds']:.1f} |"
+            )
+        table(res, verifiers, split, "source/")
+        table(res, verifiers, split, "category/")
+        if "cascade" in verifiers:
+            table(res, ["cascade"], split, "stage/")
     if a.show_errors:
         for e in res[a.show_errors]["errors"]:
-            print(json.dumps(e))
+            if e["split"] == "dev":
+                print(json.dumps(e, ensure_ascii=False))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
 

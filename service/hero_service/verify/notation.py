@@ -42,8 +42,9 @@ _COMMANDS = [
     (re.compile(r"(?<!\\)\\(?:,|;|:|!|\s)|~|\\q?quad(?![A-Za-z])"), " "),
     (re.compile(r"\\mid(?![A-Za-z])|\\vert(?![A-Za-z])"), "|"),
     (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(or|and)\s*\}"), r" \1 "),
-    (re.compile(r"\\%"), "%"),
     (re.compile(r"\+\s*\\infty"), r"\\infty"),
+    (re.compile(r"\\varnothing(?![A-Za-z])"), r"\\emptyset "),
+    (re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])"), r"\1 \\times 10^{\2}"),
     (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),
 ]

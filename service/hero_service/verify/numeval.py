@@ -102,6 +102,8 @@ class _NumEval:
                     if rhs == 0:
                         raise _EvalError("div0")
                     value = _finite_or_inf(value / rhs)
+            elif tok == "frac" and isinstance(self.toks[self.i - 1], float):
+                raise _EvalError("mixed")  # `3\\frac{1}{2}` is a mixed number, not 3 * 1/2
             elif isinstance(tok, float) or tok in ("(", "{", "[", "frac", "sqrt"):
                 value = _finite_or_inf(value * self.unary())
             else:

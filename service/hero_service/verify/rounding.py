@@ -1,10 +1,9 @@
 """Numbers given to d decimals, exact values, and angles in degrees or radians.
 
 Rule (rounded reference): when the reference is a decimal with d places, an exact answer
-(`4\\pi`, `\\frac{2}{3}`, `\\sqrt{2}`) or a longer decimal that rounds to it is correct; a
-shorter decimal or a different rounding is not. Rule (exact reference): a decimal answer
-with at least 2 places and 2 significant digits that is the reference rounded to its own
-places is correct (`0.667` for `\\frac{2}{3}`; not `0.7`). Angles: `45^{\\circ}` is
+(`4\\pi`, `\\frac{2}{3}`, `\\sqrt{2}`) that rounds to it is correct; a decimal answer is
+compared exactly, so a different rounding is not. An exact reference is never matched by
+a rounded answer (`0.3333` is not `\\frac{1}{3}`). Angles: `45^{\\circ}` is
 `\\frac{\\pi}{4}` when the other side is in radians (it contains `\\pi`).
 """
 
@@ -36,26 +35,14 @@ def _rounds_to(exact: float, shown: float, places: int) -> bool:
 
 
 def rounding_equal(ref: str, ans: str) -> bool | None:
-    """True/False when one side is a rounded decimal and the other has a value; else None."""
-    r, a = _places(ref), _places(ans)
-    if r is not None:
-        rv, rp, _ = r
-        if a is not None:
-            av, ap, _ = a
-            if ap < rp:
-                return False  # less precise than the reference
-            return _rounds_to(av, rv, rp)
-        av2 = evaluate(ans)
-        return None if av2 is None else _rounds_to(av2, rv, rp)
-    if a is not None:
-        av, ap, asig = a
-        rv2 = evaluate(ref)
-        if rv2 is None:
-            return None
-        if ap < 2 or asig < 2:
-            return False
-        return _rounds_to(rv2, av, ap)
-    return None
+    """True/False when the reference is a rounded decimal and the answer an exact value
+    (not a decimal: two decimals compare exactly); else None."""
+    r = _places(ref)
+    if r is None or _places(ans) is not None:
+        return None
+    rv, rp, _ = r
+    av = evaluate(ans)
+    return None if av is None else _rounds_to(av, rv, rp)
 
 
 def angle_equal(ref: str, ans: str) -> bool | None:

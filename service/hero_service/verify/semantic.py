@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 from hero_service.verify import forms, intervals, latex
@@ -38,14 +39,15 @@ _REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>|=")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
 _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
+_PM = ("\\pm", "\\mp")
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
 
 
 def _words(s: str) -> str | None:
     """Plain-text form of a text answer (no digits, no maths), or None."""
     t = _TEXT.sub(lambda m: m.group(1), s)
-    if re.search(r"[\d\\^_=<>]", t):
-        return None
+    if re.fullmatch(r"[A-Za-z ',.-]*", t) is None or not re.search(r"[A-Za-z]{3}", t):
+        return None  # maths, or too short to be words: `x - y`, `a`
     t = _ARTICLES.sub(" ", t.lower())
     t = re.sub(r"[^a-z]+", " ", t).strip()
     return t or None
@@ -72,6 +74,27 @@ def _relation(s: str) -> tuple[list[str], list[str]] | None:
     return parts, ops
 
 
+_REPEAT = re.compile(r"\s*(-?)(\d+)\.(\d*)\\overline\{(\d{1,12})\}\s*")
+_SCI = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*\\times\s*10\s*\^\s*\{?\s*(-?\d{1,3})\s*\}?\s*")
+
+
+def _exact(s: str) -> Fraction | None:
+    """Exact value of a plain number, a repeating decimal or scientific notation."""
+    v = numeric_value(s)
+    if v is not None:
+        return v
+    m = _REPEAT.fullmatch(s)
+    if m is not None:  # 0.1\overline{6} = (16 - 1) / 90
+        sign, whole, fixed, rep = m.groups()
+        v = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+        v += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
+        return -v if sign else v
+    m = _SCI.fullmatch(s)
+    if m is not None:
+        return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2))
+    return None
+
+
 def _combine(outs: list[Outcome], stage: str) -> Outcome:
     bad = [o for o in outs if o.status == "incorrect"]
     if bad:
@@ -84,9 +107,11 @@ def _combine(outs: list[Outcome], stage: str) -> Outcome:
 
 def _leaf(ref: str, ans: str) -> Outcome:
     rp, ap = forms.part(ref), forms.part(ans)
-    rv, av = rp.value, ap.value
     if rp.func_var and ap.func_var:
-        av = forms.rename_var(av, ap.func_var, rp.func_var)
+        ap = forms.Part(ap.name, forms.rename_var(ap.value, ap.func_var, rp.func_var))
+    # `S = 2n+3` vs `2n+3`: the value; `y = 2x+1` vs `2x-y+1 = 0`: two equations
+    keep = (rp.name is None) != (ap.name is None) and _relation(ref if rp.name is None else ans)
+    rv, av = (ref, ans) if keep else (rp.value, ap.value)
     av = forms.rename_params(rv, av)
     rrel, arel = _relation(rv), _relation(av)
     if rrel is not None or arel is not None:
@@ -94,7 +119,7 @@ def _leaf(ref: str, ans: str) -> Outcome:
     rs, as_ = strip_string(rv), strip_string(av)
     if rs and rs == as_:
         return Outcome("correct", "string")
-    rn, an = numeric_value(rv), numeric_value(av)
+    rn, an = _exact(rv), _exact(av)
     if rn is not None and an is not None and rn == an:
         return Outcome("correct", "numeric")
     for stage, fn in (("rounding", rounding_equal), ("angle", angle_equal)):
@@ -104,9 +129,8 @@ def _leaf(ref: str, ans: str) -> Outcome:
     if rn is not None and an is not None:
         return Outcome("incorrect", "numeric")
     re_, ae = evaluate(rv), evaluate(av)
-    if re_ is not None and ae is not None:
-        same = math.isclose(re_, ae, rel_tol=1e-12, abs_tol=1e-15)
-        return Outcome("correct" if same else "incorrect", "numeric")
+    if re_ is not None and ae is not None and not math.isclose(re_, ae, rel_tol=1e-9):
+        return Outcome("incorrect", "numeric")  # equal floats still go to exact sympy
     rw, aw = _words(rv), _words(av)
     if rw is not None and aw is not None:
         return Outcome("correct" if rw == aw else "incorrect", "text")
@@ -195,7 +219,11 @@ def compare(ref: str, ans: str) -> Outcome:
         got = _sets(ref, ans)
         if got is not None:
             return got
-    ref, ans = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
+    if any(p in ref for p in _PM):
+        return Outcome(None, "math_verify", None, ((ref, ans),))  # `\\pm 2` vs `2, -2`
+    rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
+    if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
+        ref, ans = rt, at  # a vector against a tuple; two matrices stay matrices
     if _THOUSANDS.fullmatch(ans.strip()) and not _THOUSANDS.fullmatch(ref.strip()):
         ans = ans.replace("{,}", "").replace(",", "")
     rb, ab = forms.bracketed(ref), forms.bracketed(ans)
