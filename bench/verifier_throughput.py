@@ -3,7 +3,10 @@
     python bench/verifier_throughput.py [--groups 40] [--concurrency 8]
 
 Realistic groups: 16 rollouts of ~1-3k characters, 2-4 distinct final answers, each
-group with its own reference (drawn from tests/data/verifier_pairs.jsonl). The baseline is
+group with its own reference. Mix `bigmath` (the default when ../shared/data is present):
+references drawn from the real Big-Math file, answers from bench/bigmath_pairs.py's
+variants of each (equivalent forms and near misses) plus the reference itself. Mixes
+`labelled` / `math`: tests/data/verifier_pairs.jsonl / MATH-like numbers. The baseline is
 what verl's naive reward manager does: for each rollout in turn, Math-Verify's
 `math_metric` over the whole response with the gold wrapped in \\boxed{} (verl's
 math_verify.compute_score), in one process. Both run in the same invocation.
@@ -16,8 +19,13 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bigmath_pairs
 
 from hero_service.metrics import Metrics
 from hero_service.verify.pool import VerifierPool
@@ -44,8 +52,25 @@ def _numeric_group(rnd: random.Random) -> tuple[str, list[str]]:
     ]
 
 
+def _bigmath_candidates() -> dict[str, list[str]]:
+    by_ref: dict[str, list[str]] = {}
+    for p in bigmath_pairs.pairs():
+        by_ref.setdefault(p.reference, [p.reference.strip()]).append(p.answer)
+    return by_ref
+
+
 def make_groups(n: int, seed: int = 0, mix: str = "labelled") -> list[tuple[str, list[str]]]:
     rnd = random.Random(seed)
+    if mix == "bigmath":
+        cands = _bigmath_candidates()
+        refs_b = sorted(cands)
+        rnd.shuffle(refs_b)
+        out = []
+        for i in range(n):
+            ref = refs_b[i % len(refs_b)]
+            answers = rnd.sample(cands[ref], min(rnd.randint(2, 4), len(cands[ref])))
+            out.append((ref, _rollouts(rnd, answers)))
+        return out
     pairs = [
         json.loads(x)
         for x in Path("tests/data/verifier_pairs.jsonl").read_text().split("\n")
@@ -65,14 +90,18 @@ def make_groups(n: int, seed: int = 0, mix: str = "labelled") -> list[tuple[str,
             ref, candidates = _numeric_group(rnd)
         k = rnd.randint(2, 4)
         answers = rnd.sample(candidates, min(k, len(candidates)))
-        responses = []
-        for _ in range(16):
-            body = FILLER * rnd.randint(8, 24)  # ~1-3k characters
-            responses.append(
-                f"{body}\nTherefore the final answer is $\\boxed{{{rnd.choice(answers)}}}$."
-            )
-        groups.append((ref, responses))
+        groups.append((ref, _rollouts(rnd, answers)))
     return groups
+
+
+def _rollouts(rnd: random.Random, answers: list[str]) -> list[str]:
+    responses = []
+    for _ in range(16):
+        body = FILLER * rnd.randint(8, 24)  # ~1-3k characters
+        responses.append(
+            f"{body}\nTherefore the final answer is $\\boxed{{{rnd.choice(answers)}}}$."
+        )
+    return responses
 
 
 def sequential_baseline(groups: list[tuple[str, list[str]]]) -> tuple[float, list[list[int]]]:
@@ -128,9 +157,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument(
         "--mix",
-        choices=["labelled", "math"],
-        default="labelled",
-        help="labelled: references and answer variants from the labelled pair set (exotic "
+        choices=["bigmath", "labelled", "math"],
+        default="bigmath" if bigmath_pairs.available() else "labelled",
+        help="bigmath: real references from ../shared/data; labelled: references and answer "
+        "variants from the labelled pair set (exotic "
         "formats, hard); math: 70%% MATH/GSM8K-like numeric references, 30%% labelled",
     )
     a = ap.parse_args()

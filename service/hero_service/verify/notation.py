@@ -22,7 +22,7 @@ _UNICODE = {
     "γ": r"\gamma ", "θ": r"\theta ", "λ": r"\lambda ", "μ": r"\mu ", "φ": r"\varphi ",
     "ω": r"\omega ", "ρ": r"\rho ", "′": "'", "∅": r"\emptyset ", "ℝ": r"\mathbb{R}",
     "ℤ": r"\mathbb{Z}", "ℕ": r"\mathbb{N}", "ℚ": r"\mathbb{Q}", "∣": "|", "÷": r"\div ",
-    "\u00a0": " ", "\u3000": " ", "＋": "+", "－": "-", "／": "/",
+    "±": r"\pm ", "∓": r"\mp ", "\u00a0": " ", "\u3000": " ", "＋": "+", "－": "-", "／": "/",
 }  # fmt: skip
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}

@@ -95,6 +95,26 @@ def _exact(s: str) -> Fraction | None:
     return None
 
 
+_LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
+_POINT = {
+    c: f"({0.5 + 0.1 * i + 0.0137 * i * i:.4f})" for i, c in enumerate("abcdfghjklmnopqrstuvwxyz")
+}
+
+
+def _differs_at_a_point(ref: str, ans: str) -> bool:
+    """Two expressions in the same variables that take different values at one point are
+    different functions: a cheap `incorrect` without a CAS. Equality is never decided here
+    (`\\sqrt{x^2}` and `x` agree at positive points): it goes to Math-Verify."""
+    lr, la = set(_LETTER.findall(ref)), set(_LETTER.findall(ans))
+    if not lr or lr != la or "=" in ref or "=" in ans:
+        return False
+    vr = evaluate(_LETTER.sub(lambda m: _POINT[m.group()], ref))
+    va = evaluate(_LETTER.sub(lambda m: _POINT[m.group()], ans))
+    if vr is None or va is None:
+        return False
+    return not math.isclose(vr, va, rel_tol=1e-6, abs_tol=1e-9)
+
+
 def _combine(outs: list[Outcome], stage: str) -> Outcome:
     bad = [o for o in outs if o.status == "incorrect"]
     if bad:
@@ -119,6 +139,9 @@ def _leaf(ref: str, ans: str) -> Outcome:
     rs, as_ = strip_string(rv), strip_string(av)
     if rs and rs == as_:
         return Outcome("correct", "string")
+    for mark in ("^{\\circ}", "\\%"):  # the same unit on both sides: compare the numbers
+        if rv.endswith(mark) and av.endswith(mark):
+            rv, av = rv[: -len(mark)].strip(), av[: -len(mark)].strip()
     rn, an = _exact(rv), _exact(av)
     if rn is not None and an is not None and rn == an:
         return Outcome("correct", "numeric")
@@ -131,6 +154,8 @@ def _leaf(ref: str, ans: str) -> Outcome:
     re_, ae = evaluate(rv), evaluate(av)
     if re_ is not None and ae is not None and not math.isclose(re_, ae, rel_tol=1e-9):
         return Outcome("incorrect", "numeric")  # equal floats still go to exact sympy
+    if _differs_at_a_point(rv, av):
+        return Outcome("incorrect", "numeric", "differs_at_point")
     rw, aw = _words(rv), _words(av)
     if rw is not None and aw is not None:
         return Outcome("correct" if rw == aw else "incorrect", "text")
