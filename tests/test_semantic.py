@@ -1,0 +1,180 @@
+"""Issue 11: every example of the verifier-semantics issue, as a pure test of the semantic
+stages and end to end through the RuleVerifier with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hero_service.metrics import Metrics
+from hero_service.verify.intervals import parse_set
+from hero_service.verify.notation import canonical
+from hero_service.verify.pool import VerifierPool
+from hero_service.verify.repair import repair_reference
+from hero_service.verify.rules import RuleVerifier
+from hero_service.verify.semantic import compare
+
+EQUIVALENT = [
+    # 1. intervals, inequalities, set-builder
+    (r"(-\infty, 3)", r"x < 3"),
+    (r"[2, 7]", r"2 \leq t \leq 7"),
+    (r"\{x \mid 0 < x < 4\}", r"(0,4)"),
+    (r"1 < m \le 5 \text{ or } m \ge 9", r"(1,5] \cup [9, \infty)"),
+    (r"(-\infty,-3)\cup(3,+\infty)", "(-∞, -3) ∪ (3, ∞)"),
+    # 2. bound variables and integer parameters
+    (r"g(t)=3t-1", r"g(x)=3x-1"),
+    (r"x=\frac{\pi}{4}+k\pi", r"\frac{\pi}{4}+n\pi"),
+    # 3. an equation vs its value
+    (r"S_{\max} = 2n+3", r"2n+3"),
+    (r"x=2", r"2"),
+    # 4. angles
+    (r"\frac{\pi}{4}", r"45^\circ"),
+    (r"45^\circ", r"\frac{\pi}{4}"),
+    # 5. rounded decimals vs exact values
+    (r"12.57", r"4\pi"),
+    (r"0.667", r"\frac{2}{3}"),
+    # 6. vectors vs tuples
+    (r"\begin{pmatrix} 1 \\ 2 \\ 3 \end{pmatrix}", r"(1,2,3)"),
+    # 7. named components and ordinals
+    (r"3, 8", r"a = 3, b = 8"),
+    (r"2, 6", r"Min: 2, Max: 6"),
+    (r"9, 4", r"9 \text{ apples and } 4 \text{ pears}"),
+    (r"12", r"12^{\text{th}}"),
+    (r"15", r"15\text{th day}"),
+    # 8. notation
+    ("x ≤ 3", r"x \le 3"),
+    ("x ≥ 3", r"x \ge 3"),
+    ("x ≠ 3", r"x \neq 3"),
+    ("(1,2) ∪ (3,4)", r"(1,2) \cup (3,4)"),
+    (r"2 \times 3", "2 × 3"),
+    ("x ＞ 2", "x > 2"),
+    ("①②", "1, 2"),
+    (r"x \leqslant 2", r"x \leq 2"),
+    (r"x \geqslant 2", r"x \geq 2"),
+    (r"30^\circ", "30°"),
+    (r"30^{\circ}", "30°"),
+    (r"\dfrac{1}{2}", r"\frac{1}{2}"),
+    (r"\tfrac{1}{2}", r"\frac{1}{2}"),
+    # 9. references damaged by JSON escaping
+    ("\x0crac{1}{2}", r"\frac{1}{2}"),
+    ("5\text{ cm}", r"5 \text{ cm}"),
+    (r"\\frac{1}{2}", r"\frac{1}{2}"),
+    ("2$,$3", "2, 3"),
+    # 10. guards that must not fire when the reference has the same form
+    (r"3 < \lambda \leq 4", r"(3, 4]"),
+    ("a ≠ 2", r"a \neq 2"),
+]
+
+NOT_EQUIVALENT = [
+    (
+        r"30 \text{ red}, 50 \text{ blue}, 20 \text{ green}",
+        r"30 \text{ red}, 40 \text{ blue}, 10 \text{ green}",
+    ),
+    (r"\forall x > 0,\ 2^x \geq x^2", r"\forall x>0, 2^x \geq x"),
+    (r"12.57", r"12.56"),  # a different rounding
+    (r"12.57", r"12.6"),  # less precise
+    (r"(-\infty, 3)", r"x \le 3"),  # closed for open
+    (r"[2, 7]", r"2 < t \leq 7"),
+    (r"x > 3", r"x < 3"),  # swapped inequality
+    (r"x < 3", r"(3, +\infty)"),
+    (r"2, 6", r"Min: 2, Max: 7"),
+    (r"a = 3, b = 8", r"a = 8, b = 3"),  # named parts matched by name
+    (r"\frac{\pi}{4}", r"60^\circ"),
+    (r"\frac{2}{3}", r"0.667"),  # an exact reference is not matched by a rounding
+    (r"(1, 2, 3)", r"(1, 2)"),
+    (r"g(t)=3t-1", r"g(x)=3x+1"),
+    (r"x - y = 0", r"x + y = 0"),
+]
+
+
+def _canon(ref: str, ans: str) -> tuple[str, str]:
+    return canonical(repair_reference(ref)), canonical(ans)
+
+
+@pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
+def test_semantic_stages_accept_equivalent_forms(ref: str, ans: str) -> None:
+    out = compare(*_canon(ref, ans))
+    assert out.status != "incorrect", out
+
+
+@pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
+def test_semantic_stages_never_accept_near_misses(ref: str, ans: str) -> None:
+    out = compare(*_canon(ref, ans))
+    assert out.status != "correct", out
+
+
+def test_intervals_parse_to_the_same_set() -> None:
+    a = parse_set(canonical(r"\{x \mid 0 < x \le 4\}"))
+    b = parse_set(canonical(r"(0, 4]"))
+    c = parse_set(canonical(r"x \in (0, 4]"))
+    assert a is not None and a == b == c
+    assert parse_set(canonical("7 or 8")) is None  # a hedge is not a set
+
+
+def test_repair_touches_only_escaping_damage() -> None:
+    assert repair_reference("\x0crac{1}{2}") == r"\frac{1}{2}"
+    assert repair_reference("\text{yes}") == r"\text{yes}"
+    assert repair_reference(r"\\sqrt{2}") == r"\sqrt{2}"
+    assert repair_reference(r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}").count("\\\\") == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_compare_never_raises_on_any_text(s: str) -> None:
+    compare(canonical(repair_reference(s)), canonical(s[::-1]))
+    compare(canonical("x < 3"), canonical(s))
+
+
+@pytest.fixture(scope="module")
+def verifier() -> RuleVerifier:
+    async def make() -> VerifierPool:
+        pool = VerifierPool(2, 10.0, 500, 1536, 10_000)
+        await pool.warm_up()
+        return pool
+
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(make())
+    rv = RuleVerifier(pool, Metrics(), cache_size=0)
+    rv._test_loop = loop  # type: ignore[attr-defined]
+    yield rv
+    pool.close()
+    loop.close()
+
+
+def _verify(rv: RuleVerifier, ref: str, ans: str) -> tuple[int, str, str | None]:
+    loop: asyncio.AbstractEventLoop = rv._test_loop  # type: ignore[attr-defined]
+    v = loop.run_until_complete(
+        rv.verify_group(ref, [f"The final answer is $\\boxed{{{ans}}}$."], "cascade")
+    )[0]
+    return v.label, v.status, v.stage
+
+
+@pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
+def test_cascade_labels_equivalent_pairs_correct(
+    verifier: RuleVerifier, ref: str, ans: str
+) -> None:
+    label, status, stage = _verify(verifier, ref, ans)
+    assert (label, status) == (1, "correct"), (status, stage)
+    assert stage is not None
+
+
+@pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
+def test_cascade_labels_near_misses_incorrect(verifier: RuleVerifier, ref: str, ans: str) -> None:
+    label, status, stage = _verify(verifier, ref, ans)
+    assert label == 0 and status == "incorrect", (status, stage)
+
+
+def test_adversarial_corpus_still_rejected(verifier: RuleVerifier) -> None:
+    path = Path(__file__).parent / "data" / "adversarial.jsonl"
+    loop: asyncio.AbstractEventLoop = verifier._test_loop  # type: ignore[attr-defined]
+    for line in path.read_text().splitlines():
+        case = json.loads(line)
+        v = loop.run_until_complete(
+            verifier.verify_group(case["reference"], [case["response"]], "cascade")
+        )[0]
+        assert v.label == 0, (case["id"], v)
