@@ -178,3 +178,21 @@ def test_adversarial_corpus_still_rejected(verifier: RuleVerifier) -> None:
             verifier.verify_group(case["reference"], [case["response"]], "cascade")
         )[0]
         assert v.label == 0, (case["id"], v)
+
+
+@pytest.mark.parametrize(
+    ("ref", "response", "label"),
+    [
+        ("2, 6", r"The minimum is $\boxed{2}$ and the maximum is $\boxed{6}$.", 1),
+        ("2, 6", r"The minimum is $\boxed{2}$ and the maximum is $\boxed{7}$.", 0),
+        ("7", r"It is $\boxed{7}$ or maybe $\boxed{8}$.", 0),  # one box per candidate
+        (r"\frac{1}{2}, 2", r"So $x = \boxed{\frac{1}{2} \text{ or } 2}$.", 1),
+        ("7", r"So $\boxed{7 \text{ or } 8}$.", 0),
+    ],
+)
+def test_boxes_and_hedges_against_the_parts_of_the_reference(
+    verifier: RuleVerifier, ref: str, response: str, label: int
+) -> None:
+    loop: asyncio.AbstractEventLoop = verifier._test_loop  # type: ignore[attr-defined]
+    v = loop.run_until_complete(verifier.verify_group(ref, [response], "cascade"))[0]
+    assert v.label == label, v

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
-__all__ = ["evaluate", "numeric_value"]
+from hero_service.verify.normalize import numeric_value as plain_number
+
+__all__ = ["evaluate", "exact_value", "numeric_value"]
 
 _EVAL_MAX_DEPTH = 60
 _SPACING = frozenset({"\\,", "\\;", "\\:", "\\!", "\\ "})
@@ -213,3 +216,24 @@ def evaluate(span: str) -> float | None:
         return None
     v = numeric_value(span, constants=True)
     return v if v is not None and math.isfinite(v) else None
+
+
+_REPEAT = re.compile(r"\s*(-?)(\d+)\.(\d*)\\overline\{(\d{1,12})\}\s*")
+_SCI = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*\\times\s*10\s*\^\s*\{?\s*(-?\d{1,3})\s*\}?\s*")
+
+
+def exact_value(s: str) -> Fraction | None:
+    """Exact value of a plain number, a repeating decimal or scientific notation."""
+    v = plain_number(s)
+    if v is not None:
+        return v
+    m = _REPEAT.fullmatch(s)
+    if m is not None:  # 0.1\overline{6} = (16 - 1) / 90
+        sign, whole, fixed, rep = m.groups()
+        v = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+        v += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
+        return -v if sign else v
+    m = _SCI.fullmatch(s)
+    if m is not None:
+        return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2))
+    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from hero_service.verify.numeval import evaluate
+from hero_service.verify.numeval import evaluate, exact_value
 
 __all__ = ["angle_equal", "rounding_equal"]
 
@@ -41,7 +41,8 @@ def rounding_equal(ref: str, ans: str) -> bool | None:
     if r is None or _places(ans) is not None:
         return None
     rv, rp, _ = r
-    av = evaluate(ans)
+    exact = exact_value(ans)  # `33.\\overline{3}`, `1.2 \\times 10^{3}`
+    av = float(exact) if exact is not None else evaluate(ans)
     return None if av is None else _rounds_to(av, rv, rp)
 
 

@@ -16,6 +16,7 @@ from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
+from hero_service.verify.forms import components
 from hero_service.verify.intervals import parse_set
 from hero_service.verify.normalize import (
     brace_args,
@@ -96,8 +97,10 @@ def _guard(reference: str, answer: str) -> str | None:
     if any(p in answer for p in _PM) and not ref_pm:
         return "plus_minus"
     hedged = not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference)
-    # "7 or 8", "x = 7 \\lor x \\neq 7"; a union of intervals is not a hedge
-    if hedged and (parse_set(reference) is None or parse_set(answer) is None):
+    # "7 or 8", "x = 7 \\lor x \\neq 7"; a union of intervals is not a hedge, and the
+    # parts of a multi-part reference are counted by the components stage
+    not_sets = parse_set(reference) is None or parse_set(answer) is None
+    if hedged and not_sets and len(components(reference)) < 2:
         return "hedge"
     ru, au = _unit(reference), _unit(answer)
     if ru is not None and au is not None and ru != au:
@@ -195,9 +198,15 @@ class RuleVerifier:
         if _CODE.search(ex.answer) and not _CODE.search(reference):
             return Verdict(0, "rejected", ex.answer[:200], "code", "guard")
         if ex.n_boxed > 1:
-            distinct = {strip_string(b) for b in all_boxed(response)}
+            boxes = list(dict.fromkeys(all_boxed(response)))
+            distinct = {strip_string(b) for b in boxes}
             if len(distinct) > 1:
-                return Verdict(0, "rejected", ex.answer, "multiple_answers", "guard")
+                # one box per part of a k-part reference is an answer, not a hedge
+                parts = len(components(canonical(repair_reference(reference))))
+                joined = ", ".join(boxes)
+                if parts < 2 or len(boxes) != parts or prefilter(joined, self.prefilter_config):
+                    return Verdict(0, "rejected", ex.answer, "multiple_answers", "guard")
+                return joined
         return ex.answer
 
     async def _math(self, reference: str, responses: list[str], verifier: str) -> list[Verdict]:

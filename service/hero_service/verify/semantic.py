@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Literal
 
 from hero_service.verify import forms, intervals, latex
-from hero_service.verify.normalize import numeric_value, strip_string
-from hero_service.verify.numeval import evaluate
+from hero_service.verify.normalize import strip_string
+from hero_service.verify.numeval import evaluate, exact_value
 from hero_service.verify.rounding import angle_equal, rounding_equal
 
 __all__ = ["Outcome", "compare"]
@@ -74,27 +73,6 @@ def _relation(s: str) -> tuple[list[str], list[str]] | None:
     return parts, ops
 
 
-_REPEAT = re.compile(r"\s*(-?)(\d+)\.(\d*)\\overline\{(\d{1,12})\}\s*")
-_SCI = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*\\times\s*10\s*\^\s*\{?\s*(-?\d{1,3})\s*\}?\s*")
-
-
-def _exact(s: str) -> Fraction | None:
-    """Exact value of a plain number, a repeating decimal or scientific notation."""
-    v = numeric_value(s)
-    if v is not None:
-        return v
-    m = _REPEAT.fullmatch(s)
-    if m is not None:  # 0.1\overline{6} = (16 - 1) / 90
-        sign, whole, fixed, rep = m.groups()
-        v = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed))
-        v += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
-        return -v if sign else v
-    m = _SCI.fullmatch(s)
-    if m is not None:
-        return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2))
-    return None
-
-
 _LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
 _POINT = {
     c: f"({0.5 + 0.1 * i + 0.0137 * i * i:.4f})" for i, c in enumerate("abcdfghjklmnopqrstuvwxyz")
@@ -142,7 +120,7 @@ def _leaf(ref: str, ans: str) -> Outcome:
     for mark in ("^{\\circ}", "\\%"):  # the same unit on both sides: compare the numbers
         if rv.endswith(mark) and av.endswith(mark):
             rv, av = rv[: -len(mark)].strip(), av[: -len(mark)].strip()
-    rn, an = _exact(rv), _exact(av)
+    rn, an = exact_value(rv), exact_value(av)
     if rn is not None and an is not None and rn == an:
         return Outcome("correct", "numeric")
     for stage, fn in (("rounding", rounding_equal), ("angle", angle_equal)):
