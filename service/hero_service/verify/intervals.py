@@ -16,7 +16,7 @@ from hero_service.verify.latex import split_top
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate
 
-__all__ = ["Bound", "Interval", "looks_like_set", "parse_set", "same_bound"]
+__all__ = ["Bound", "Interval", "is_interval", "looks_like_set", "parse_set", "same_bound"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ _MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
 _INTERVAL = re.compile(r"(?P<l>[(\[])(?P<a>[^,;]+)[,;](?P<b>[^,;]+)(?P<r>[)\]])")
 _REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)")
 _DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
+
+
+def is_interval(s: str) -> bool:
+    """`(a, b]`, `[a, b]`, ...: two endpoints in brackets (a point `(a, b)` reads the same)."""
+    return _INTERVAL.fullmatch(s.strip()) is not None
 
 
 def looks_like_set(s: str) -> bool:

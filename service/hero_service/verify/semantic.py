@@ -218,7 +218,8 @@ def compare(ref: str, ans: str) -> Outcome:
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa:
         return Outcome("correct", "string")
-    if intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
+    both_intervals = intervals.is_interval(ref) and intervals.is_interval(ans)
+    if both_intervals or intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
         got = _sets(ref, ans)
         if got is not None:
             return got

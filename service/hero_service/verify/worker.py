@@ -56,7 +56,22 @@ def init_worker(memory_mb: int, cpu_s: int, max_files: int) -> None:
         LatexExtractionConfig(boxed_match_priority=0, normalization_config=norm),
         ExprExtractionConfig(),
     ]
-    math_verify_task("\\frac{1}{2}", "0.5", 5)  # pay sympy's lazy imports before serving
+    # pay sympy's lazy imports (numbers, intervals, sets, matrices, functions, equations)
+    # before serving: a cold first parse of each kind costs a request up to a second
+    for ref, ans in _WARM:
+        math_verify_task(ref, ans, 5)
+
+
+_WARM = (
+    ("\\frac{1}{2}", "0.5"),
+    ("[1, \\sqrt{2})", "(1, \\sqrt{2}]"),
+    ("\\{1, 2\\}", "\\{2, 1\\}"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"),
+    ("x \\cos(\\ln x) + C_1 \\sin x", "x \\cos(\\ln x) + C_2 \\sin x"),
+    ("y = 2x + 1", "2x - y + 1 = 0"),
+    ("x \\le 3", "x < 3"),
+    ("\\frac{\\pi}{4}", "45^{\\circ}"),
+)
 
 
 def ping() -> int:
