@@ -65,6 +65,13 @@ EQUIVALENT = [
     ("5\text{ cm}", r"5 \text{ cm}"),
     (r"\\frac{1}{2}", r"\frac{1}{2}"),
     ("2$,$3", "2, 3"),
+    # systems of equations vs named values or a tuple
+    (r"\begin{cases} x=3 \\ y=-2 \end{cases}", "x = 3, y = -2"),
+    (r"\left\{\begin{array}{l}x=2\\y=1\end{array}\right.", "(2, 1)"),
+    # one box per part, repeating decimals, scientific notation
+    (r"\frac{1}{3}", r"0.\overline{3}"),
+    (r"33.33", r"33.\overline{3}"),
+    (r"9.8 \times 10^{2}", "980"),
     # 10. guards that must not fire when the reference has the same form
     (r"3 < \lambda \leq 4", r"(3, 4]"),
     ("a ≠ 2", r"a \neq 2"),
@@ -89,6 +96,9 @@ NOT_EQUIVALENT = [
     (r"(1, 2, 3)", r"(1, 2)"),
     (r"g(t)=3t-1", r"g(x)=3x+1"),
     (r"x - y = 0", r"x + y = 0"),
+    (r"\begin{cases} x=3 \\ y=-2 \end{cases}", "x = -2, y = 3"),
+    (r"[1, \sqrt{2}]", r"(1, \sqrt{2}]"),
+    (r"-\frac{1}{n}", r"-\frac{2}{n}"),
 ]
 
 

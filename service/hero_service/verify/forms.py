@@ -45,6 +45,11 @@ _PMATRIX = re.compile(
     r"\\end\{(?:pmatrix|bmatrix|matrix|array)\}",
     re.DOTALL,
 )
+_SYSTEM = re.compile(
+    r"(?:\\\{)?\s*\\begin\{(?P<env>cases|array|aligned)\}(?:\{[lcr|]*\})?(?P<body>.*?)"
+    r"\\end\{(?P=env)\}\s*(?:\\\}|\.)?",
+    re.DOTALL,
+)
 _ROW = re.compile(r"\\\\")
 _NOT_NAME = frozenset({"or", "and", "so", "thus", "hence"})
 _PARAMS = ("k", "n", "m")
@@ -71,6 +76,18 @@ def vector_to_tuple(s: str) -> str:
     if all(len(r) == 1 for r in cells):
         return "(" + ", ".join(r[0] for r in cells) + ")"
     return s
+
+
+def system_to_list(s: str) -> str:
+    """`\\begin{cases} x=2 \\\\ y=1 \\end{cases}` (every row an equation) -> `x=2, y=1`."""
+    m = _SYSTEM.fullmatch(s.strip())
+    if m is None:
+        return s
+    rows = [r.replace("&", "").strip().strip("{}").strip() for r in _ROW.split(m.group("body"))]
+    rows = [r for r in rows if r]
+    if len(rows) < 2 or not all(r.count("=") == 1 for r in rows):
+        return s
+    return ", ".join(rows)
 
 
 def components(s: str) -> list[str]:

@@ -25,7 +25,12 @@ _ESCAPES = {
     "\n": ("n", ("eq", "e ", "ot", "u", "abla", "otin", "exists", "mid", "leq", "geq")),
 }
 _CONTROL = re.compile("[\x07\x08\x0b\x0c\t\r\n]")
-_DOUBLED = re.compile(r"\\\\(?=[A-Za-z])")
+# `\\\\frac` is a doubled `\\frac`; `\\\\ y=1` (a row break, then a letter) is not
+_DOUBLED = re.compile(
+    r"\\\\(?=(?:[dt]?frac|sqrt|text|mathrm|mathbf|pi|cdot|times|left|right|leq?|geq?|neq"
+    r"|infty|alpha|beta|gamma|theta|lambda|circ|cup|cap|in|pm|mp|log|ln|sin|cos|tan|boxed"
+    r")(?![A-Za-z]))"
+)
 _DOLLAR_SEP = re.compile(r"\$\s*([,;])\s*\$")
 
 

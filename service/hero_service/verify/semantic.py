@@ -223,6 +223,7 @@ def compare(ref: str, ans: str) -> Outcome:
         got = _sets(ref, ans)
         if got is not None:
             return got
+    ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
     if any(p in ref for p in _PM):
         return Outcome(None, "math_verify", None, ((ref, ans),))  # `\\pm 2` vs `2, -2`
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
