@@ -51,8 +51,10 @@ class Block:
 
     @property
     def live(self) -> bool:
-        return self.lang in ("python", "bash") and bool(LOCAL.search(self.text)) and (
-            self.mark != "no-live"
+        return (
+            self.lang in ("python", "bash")
+            and bool(LOCAL.search(self.text))
+            and (self.mark != "no-live")
         )
 
 
