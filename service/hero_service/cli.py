@@ -61,21 +61,17 @@ def _settings_from(ns: argparse.Namespace) -> Settings:
 
 
 def port_problem(host: str, port: int) -> str | None:
-    """Why (host, port) cannot be listened on, or None. Checked before the models load
-    (10-20 s) so a taken port fails at once; uvicorn binds with SO_REUSEADDR too."""
+    """Why uvicorn could not listen on (host, port), or None. Checked before the models
+    load (10-20 s) so a taken port fails at once; binds as uvicorn does (SO_REUSEADDR)."""
     if port == 0:
         return None
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        return f"cannot resolve --host {host!r}: {e.strerror}"
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(addr)
+            s.bind((host, port))
         except OSError as e:
-            return f"cannot listen on {host}:{port}: {e.strerror}"
+            return f"cannot listen on {host}:{port}: {e.strerror or e}"
     return None
 
 
