@@ -82,10 +82,13 @@ def test_a_json_syntax_error_names_its_line_and_column(http: httpx.Client) -> No
     assert want.value.msg in err["message"]
 
 
-def test_a_json_array_body_still_says_it_must_be_an_object(http: httpx.Client) -> None:
+def test_a_json_array_or_empty_body_says_what_is_expected(http: httpx.Client) -> None:
     r = http.post("/score_group", json=[GROUP])
     assert r.status_code == 422
     assert r.json()["message"] == "request body must be a JSON object"
+    r = http.post("/score_group", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["message"] == "request body is empty: expected a JSON object"
 
 
 # -- GET /config and offline docs assets ----------------------------------------------------

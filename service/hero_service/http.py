@@ -210,6 +210,10 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
             return error_response("unsupported_media_type", _WRONG_TYPE, None)
         if kind == "json_invalid":
             return error_response("validation_error", _json_error(exc.body, first), None)
+        if kind == "missing" and field == "":
+            return error_response(
+                "validation_error", "request body is empty: expected a JSON object"
+            )
         if kind in ("json_invalid", "json_type") or field == "":
             msg = f"request body is not valid JSON: {first.get('msg')}"
             if kind == "json_type" or (field == "" and kind == "model_attributes_type"):
