@@ -183,6 +183,22 @@ def test_score_records_what_scored_each_group(local_run: tuple[Path, str]) -> No
     assert [r["scored_by"] for r in rows] == [EMBEDDED] * 3
 
 
+def test_score_local_records_its_shaping_flags(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl", list(groups(1, group_size=2, seed=5)))
+    out = tmp_path / "out.jsonl"
+    p = hero(
+        "score", str(src), "-o", str(out), "--quiet", "--verifier", "string",
+        "--verifier-workers", "1", "--torch-threads", "1", "--w-max", "3",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    (row,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert row["scored_by"] == {
+        **EMBEDDED,
+        "verifier": "string",
+        "shaping_overrides": {"w_max": 3.0},
+    }
+
+
 def test_score_checks_the_input_before_start_up(tmp_path: Path) -> None:
     rows = list(groups(3, group_size=2, seed=1))
     src = write_rows(tmp_path / "in.jsonl", rows)

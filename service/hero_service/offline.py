@@ -219,6 +219,9 @@ async def provenance(client: httpx.AsyncClient, opts: ScoreOptions) -> dict[str,
         "shaping_preset": opts.shaping.get("preset") or cfg.get("shaping_preset"),
     }
     overrides = {k: v for k, v in opts.shaping.items() if k != "preset"}
+    if opts.url is None and opts.settings is not None:  # local mode: the settings flags
+        given = opts.settings.model_fields_set
+        overrides = {f: getattr(opts.settings, f) for f in _SHAPING if f in given}
     if overrides:
         out["shaping_overrides"] = overrides
     return out
