@@ -25,6 +25,8 @@ def test_readme_quick_start_matches_ci() -> None:
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q" in readme and "python -m pytest -q" in ci
+    venv = "python3 -m venv .venv && . .venv/bin/activate"
+    assert venv in readme and venv in ci
     assert "pip install torch==2.13.0" in readme and "pip install -q torch==2.13.0" in ci
     assert "-e ./client -e '.[dev,redis]'" in readme and "-e ./client -e '.[dev,redis]'" in ci
 

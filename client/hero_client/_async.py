@@ -257,6 +257,10 @@ class AsyncHeroClient:
     async def ready(self) -> s.Ready:
         return await self.send(b.ready())
 
+    async def config(self) -> s.ServiceConfig:
+        """The server's reward model, default verifier and shaping."""
+        return await self.send(b.config())
+
     async def metrics(self) -> str:
         return await self.send(b.metrics())
 

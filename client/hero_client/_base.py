@@ -383,6 +383,10 @@ def ready() -> Call[s.Ready]:
     return Call("GET", "/ready", model_parser(s.Ready), accept=(200, 503))
 
 
+def config() -> Call[s.ServiceConfig]:
+    return Call("GET", "/config", model_parser(s.ServiceConfig))
+
+
 def metrics() -> Call[str]:
     return Call("GET", "/metrics", _text)
 

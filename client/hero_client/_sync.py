@@ -267,6 +267,10 @@ class HeroClient:
     def ready(self) -> s.Ready:
         return self.send(b.ready())
 
+    def config(self) -> s.ServiceConfig:
+        """The server's reward model, default verifier and shaping."""
+        return self.send(b.config())
+
     def metrics(self) -> str:
         return self.send(b.metrics())
 

@@ -170,6 +170,18 @@ class Ready(BaseModel):
     components: dict[str, bool]
 
 
+class ServiceConfig(BaseModel):
+    """GET /config: what scores this server's requests (no secrets). Recorded by
+    `hero score` and shown in the `hero report` header."""
+
+    version: str
+    rm_backend: str = Field(..., description="embedded, hf, vllm or remote.")
+    rm_model: str = Field(..., description="The reward model (name or path).")
+    verifier: str = Field(..., description="Default rule verifier of new requests.")
+    shaping_preset: str = Field(..., description="Preset new jobs start from.")
+    shaping: ShapingConfigOut = Field(..., description="Default shaping (preset + overrides).")
+
+
 class VerifyRequest(_Strict):
     """Debug: the rule verifier alone."""
 

@@ -15,6 +15,7 @@ from hero_service import __version__
 from hero_service.barrier import Barrier
 from hero_service.compat import router as compat_router
 from hero_service.config import Settings
+from hero_service.docs_ui import install_docs
 from hero_service.http import install_http
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
@@ -124,9 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Hybrid rewards (rule verifier + reward model) for RL post-training.",
         lifespan=lifespan,
+        docs_url=None,  # docs_ui.py serves /docs and /redoc from local files
+        redoc_url=None,
     )
     app.state.rt = rt
     install_http(app, rt)
+    install_docs(app)
     app.include_router(router)
     app.include_router(compat_router)
 

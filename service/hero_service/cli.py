@@ -5,20 +5,50 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic.fields import FieldInfo
 
 from hero_service import offline, report
 from hero_service.config import Settings
 
 
-def _add_settings_flags(p: argparse.ArgumentParser) -> None:
+def _choices(annotation: Any) -> list[str] | None:
+    """The allowed values of a Literal (or bool) setting, for --help and argparse."""
+    if annotation is bool:
+        return ["true", "false"]
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    return None
+
+
+def _default_text(f: FieldInfo) -> str:
+    d = f.get_default(call_default_factory=True)
+    if d is None:
+        return "unset"
+    if isinstance(d, list):
+        return ",".join(d) or "empty"
+    if isinstance(d, bool):
+        return str(d).lower()
+    return repr(d) if d == "" else str(d)
+
+
+def _add_settings_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     for name, f in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        help_ = (f.description or "") + f" [env HERO_{name.upper()}; default {f.default!r}]"
-        if name == "auth_tokens":
-            help_ = "Comma-separated bearer tokens. " + help_
-        p.add_argument(flag, dest=name, default=None, help=help_.replace("%", "%%"))
+        choices = _choices(f.annotation)
+        help_ = (f.description or "") + f" [env HERO_{name.upper()}; default {_default_text(f)}"
+        help_ += f"; one of {', '.join(choices)}]" if choices else "]"
+        p.add_argument(
+            flag,
+            dest=name,
+            default=None,
+            choices=None if f.annotation is bool else choices,  # pydantic also takes 1/0, yes/no
+            metavar=name.upper(),
+            help=help_.replace("%", "%%"),
+        )
 
 
 def _settings_from(ns: argparse.Namespace) -> Settings:
@@ -30,12 +60,36 @@ def _settings_from(ns: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
-def serve(settings: Settings) -> None:
+def port_problem(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on (host, port), or None. Checked before the models
+    load (10-20 s) so a taken port fails at once; binds as uvicorn does (SO_REUSEADDR)."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return f"cannot listen on {host}:{port}: {e.strerror or e}"
+    return None
+
+
+def serve(settings: Settings) -> int:
     from hero_service.app import create_app
     from hero_service.lifecycle import run
 
+    problem = port_problem(settings.host, settings.port)
+    if problem is not None:
+        print(
+            f"hero: {problem} (another `hero serve`? choose another with --port or HERO_PORT)",
+            file=sys.stderr,
+        )
+        return 2
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run(create_app(settings), settings)  # graceful SIGTERM: not ready, drain, finish, close
+    return 0
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -101,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"hero: invalid configuration:\n{e}", file=sys.stderr)
             return 2
-        serve(settings)
+        return serve(settings)
     if ns.command == "prune-jobs":
         return prune_cmd(ns)
     return 0

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hero_service.compat")
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, object]] = {
-    c: {"model": ErrorBody} for c in (401, 409, 413, 422, 429, 502, 503)
+    c: {"model": ErrorBody} for c in (401, 409, 413, 415, 422, 429, 502, 503)
 }
 CLIENT_CLOSED = 499  # nginx's code: the client went away before the answer was ready
 # How far into the query the prompt may start (special tokens the trainer decoded first).
@@ -218,7 +218,7 @@ class _Rows:
 @router.post(
     "/get_reward",
     response_model=GetRewardResponse,
-    responses={c: {"model": ErrorBody} for c in (401, 413, 422, 503)},
+    responses={c: {"model": ErrorBody} for c in (401, 413, 415, 422, 503)},
     tags=["compat"],
 )
 async def get_reward(

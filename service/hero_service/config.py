@@ -206,7 +206,14 @@ class Settings(BaseSettings):
         "", description="File with bearer tokens, one per line (e.g. a mounted Secret)."
     )
     auth_open_paths: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["/health", "/ready", "/metrics", "/docs", "/openapi.json"],
+        default_factory=lambda: [
+            "/health",
+            "/ready",
+            "/metrics",
+            "/docs",
+            "/redoc",
+            "/openapi.json",
+        ],
         description="Paths served without a token when auth is on (comma-separated).",
     )
 

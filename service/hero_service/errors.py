@@ -11,6 +11,7 @@ STATUS: Final[dict[str, int]] = {
     "not_found": 404,
     "conflict": 409,
     "payload_too_large": 413,
+    "unsupported_media_type": 415,
     "overloaded": 429,
     "backend_error": 502,
     "not_ready": 503,

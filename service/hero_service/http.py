@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hero_service import docs_ui
 from hero_service.errors import STATUS, Overloaded, ServiceError
 
 if TYPE_CHECKING:
@@ -42,6 +43,31 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
+
+
+_WRONG_TYPE = (
+    "expected Content-Type: application/json (e.g. curl -H 'content-type: application/json')"
+)
+
+
+def _is_json(request: Request) -> bool:
+    """What FastAPI parses as JSON: application/json or application/*+json."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype == "application/json" or (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    )
+
+
+def _json_error(doc: Any, err: Any) -> str:
+    """'... at line L column C' for a JSON syntax error (FastAPI gives the offset)."""
+    loc = tuple(err.get("loc", ()))
+    reason = (err.get("ctx") or {}).get("error", err.get("msg"))
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    if pos is None or not isinstance(doc, str):
+        return f"request body is not valid JSON: {reason}"
+    line = doc.count("\n", 0, pos) + 1
+    col = pos - (doc.rfind("\n", 0, pos) + 1) + 1
+    return f"request body is not valid JSON: {reason} at line {line} column {col} (char {pos})"
 
 
 class BodyLimit:
@@ -157,7 +183,7 @@ class AuthAndMetrics:
 def install_http(app: FastAPI, rt: Runtime) -> None:
     settings = rt.settings
     tokens = [hashlib.sha256(t.encode()).digest() for t in settings.bearer_tokens()]
-    open_paths = frozenset(settings.auth_open_paths)
+    open_paths = docs_ui.open_paths(frozenset(settings.auth_open_paths))
 
     app.add_middleware(AuthAndMetrics, rt=rt, tokens=tokens, open_paths=open_paths)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -178,6 +204,16 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _loc(tuple(first.get("loc", ())))
         kind = first.get("type", "")
+        # A body FastAPI did not parse as JSON (no or another Content-Type) fails as a
+        # whole; name the header, not the body's shape.
+        if tuple(first.get("loc", ()))[:1] == ("body",) and field == "" and not _is_json(request):
+            return error_response("unsupported_media_type", _WRONG_TYPE, None)
+        if kind == "json_invalid":
+            return error_response("validation_error", _json_error(exc.body, first), None)
+        if kind == "missing" and field == "":
+            return error_response(
+                "validation_error", "request body is empty: expected a JSON object"
+            )
         if kind in ("json_invalid", "json_type") or field == "":
             msg = f"request body is not valid JSON: {first.get('msg')}"
             if kind == "json_type" or (field == "" and kind == "model_attributes_type"):

@@ -145,6 +145,9 @@ async def local_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     from hero_service.app import create_app
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # mixes with our bar
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -196,6 +199,32 @@ async def post(
 
 
 # -- the run ------------------------------------------------------------------------------
+
+
+async def provenance(client: httpx.AsyncClient, opts: ScoreOptions) -> dict[str, Any] | None:
+    """What scores this run (GET /config plus this run's per-request overrides), written
+    on every output line as `scored_by` for `hero report`; None from a server without
+    /config."""
+    try:
+        r = await client.get("/config")
+    except httpx.TransportError:
+        return None
+    if r.status_code != 200:
+        return None
+    cfg = r.json()
+    out: dict[str, Any] = {
+        "rm_backend": cfg.get("rm_backend"),
+        "rm_model": cfg.get("rm_model"),
+        "verifier": opts.verifier or cfg.get("verifier"),
+        "shaping_preset": opts.shaping.get("preset") or cfg.get("shaping_preset"),
+    }
+    overrides = {k: v for k, v in opts.shaping.items() if k != "preset"}
+    if opts.url is None and opts.settings is not None:  # local mode: the settings flags
+        given = opts.settings.model_fields_set
+        overrides = {f: getattr(opts.settings, f) for f in _SHAPING if f in given}
+    if overrides:
+        out["shaping_overrides"] = overrides
+    return out
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -265,10 +294,7 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
                 sp.with_name(sp.name + suffix).unlink(missing_ok=True)
         settings = settings.model_copy(update={"state_path": str(sp)})
     done = load_done(opts.output)
-    total = _count_lines(opts.input)
     summary = ScoreSummary()
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, unit="group", desc="scoring", disable=True if opts.quiet else None)
 
     def todo() -> Iterator[Row]:
         for row in read_rows(opts.input, opts.job_id):
@@ -281,8 +307,17 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
                     f"{opts.input}:{row.lineno}: group {row.group_id!r} of job {row.job_id!r} "
                     f"differs from the one already in {opts.output}; use --overwrite or a new -o"
                 )
-            summary.skipped += 1
-            bar.update(1)
+
+    # Read the whole input once before start-up (10-20 s for the models): a bad line fails
+    # at once, and a run with nothing left to score never starts the service.
+    left = sum(1 for _ in todo())
+    total = _count_lines(opts.input)
+    summary.skipped = total - left
+    if left == 0:
+        return summary
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, unit="group", desc="scoring", disable=True if opts.quiet else None)
+    bar.update(summary.skipped)
 
     ctx = (
         remote_client(opts.url, opts.token, opts.timeout_s)
@@ -293,6 +328,7 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
         async with ctx as client:
             summary.startup_s = time.perf_counter() - t0
             t0 = time.perf_counter()
+            scored_by = await provenance(client, opts)
             with opts.output.open("a", encoding="utf-8") as out:
                 for chunk in _chunks(todo(), max(1, opts.batch_size)):
                     try:
@@ -310,6 +346,8 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
                             **res,
                             "input_digest": row.digest,
                         }
+                        if scored_by is not None:
+                            rec["scored_by"] = scored_by
                         out.write(json.dumps(rec, ensure_ascii=False) + "\n")
                         c = str(res.get("collapse"))
                         summary.collapse[c] = summary.collapse.get(c, 0) + 1
@@ -324,6 +362,9 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
 
 
 def print_summary(s: ScoreSummary, output: Path) -> None:
+    if s.scored == 0:
+        print(f"nothing left to score: skipped {s.skipped} already in {output}", file=sys.stderr)
+        return
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.collapse.items())) or "none"
     rate = s.scored / s.seconds if s.seconds > 0 else 0.0
     print(

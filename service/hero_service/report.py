@@ -79,6 +79,7 @@ class Analysis:
     pairs: int = 0
     confusion: dict[str, int] | None = None
     labelled_groups: int = 0
+    scored_by: dict[str, int] = field(default_factory=dict)  # scorer_text(...) -> groups
 
     def collapse_totals(self) -> dict[str, int]:
         return {k: sum(j.get(k, 0) for j in self.jobs.values()) for k in KINDS}
@@ -114,6 +115,8 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
         v, sc, rw = rec["verifier"], rec["rm_scores"], rec["rewards"]
         a.n_groups += 1
         a.n_rollouts += len(v)
+        who = scorer_text(rec.get("scored_by"))
+        a.scored_by[who] = a.scored_by.get(who, 0) + 1
         job = a.jobs.setdefault(str(rec.get("job_id", "offline")), {})
         job[rec["collapse"]] = job.get(rec["collapse"], 0) + 1
         a.verifier += v
@@ -146,6 +149,20 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
                 a.rejected_high_wrong += int(hi and bool(y))
     a.confusion = conf if a.labelled_groups else None
     return a
+
+
+def scorer_text(s: Any) -> str:
+    """One line naming what scored a group (`scored_by`, written by `hero score`)."""
+    if not isinstance(s, dict):
+        return "not recorded (an output of an older hero score)"
+    text = (
+        f"RM {s.get('rm_backend')} ({s.get('rm_model') or 'no model name'}), "
+        f"preset {s.get('shaping_preset')}, verifier {s.get('verifier')}"
+    )
+    over = s.get("shaping_overrides")
+    if over:
+        text += ", overrides " + ", ".join(f"{k}={v}" for k, v in sorted(over.items()))
+    return text
 
 
 def _ratio(num: float, den: float) -> str:
@@ -255,6 +272,12 @@ def render_html(a: Analysis, figs: dict[str, bytes], title: str) -> str:
         '<meta name=viewport content="width=device-width, initial-scale=1">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(title)}</h1><div class=meta>{e(a.source)} &middot; generated {now}</div>",
+        *(
+            f"<div class=meta>Scored by: {e(who)}"
+            + (f" ({n} of {a.n_groups} groups)" if len(a.scored_by) > 1 else "")
+            + "</div>"
+            for who, n in sorted(a.scored_by.items(), key=lambda kv: -kv[1])
+        ),
         f"<h2>Summary</h2><table>{rows}</table>",
     ]
     if a.status:

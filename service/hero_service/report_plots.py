@@ -31,6 +31,14 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
+def _counts(*axes: Any) -> None:
+    """A y-axis of counts gets integer ticks (a few groups would show 0.5, 1.5, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _split_hist(ax: Any, values: list[float], labels: list[int], bins: Any) -> None:
     x = np.asarray(values, dtype=float)
     y = np.asarray(labels)
@@ -63,6 +71,7 @@ def fig_rewards(a: Analysis) -> bytes:
     ax1.legend(frameon=False, fontsize=9)
     for ax in (ax0, ax1, ax2):
         _style(ax)
+    _counts(ax0, ax1, ax2)
     fig.suptitle("Reward distributions over all rollouts (colour = verifier label)")
     return _png(fig)
 
@@ -138,6 +147,7 @@ def fig_weights(a: Analysis) -> bytes:
     )
     ax0.set_xlabel("weight w")
     ax0.set_ylabel("groups")
+    _counts(ax0)
     ax0.set_title("Variance-aware weight per group")
     ax0.legend(frameon=False)
     gap, w = np.asarray(a.sigma_gap), np.asarray(a.weight)
@@ -218,6 +228,7 @@ def fig_disagreement(a: Analysis) -> bytes:
         ax1.legend(frameon=False, fontsize=9, loc="upper right")
     ax1.set_ylim(0, max(1, max(total)) * 1.3)
     ax1.set_ylabel("rollouts")
+    _counts(ax1)
     ax1.set_title("Disagreement proxy (share of mixed-group rollouts)")
     for ax in (ax0, ax1):
         _style(ax)

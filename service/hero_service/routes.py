@@ -22,12 +22,14 @@ from hero_client.schema import (
     ScoreBatchResponse,
     ScoreGroupRequest,
     ScoreGroupResponse,
+    ServiceConfig,
     ShapingConfigOut,
     Timings,
     VerifyRequest,
     VerifyResponse,
 )
 from hero_service import __version__
+from hero_service.config import Settings
 from hero_service.errors import InvalidInput, NotFound, NotReady
 from hero_service.pipeline import Pipeline
 from hero_service.rm import RMInput
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, object]] = {
-    c: {"model": ErrorBody} for c in (401, 404, 409, 413, 422, 429, 502, 503)
+    c: {"model": ErrorBody} for c in (401, 404, 409, 413, 415, 422, 429, 502, 503)
 }
 
 
@@ -234,6 +236,28 @@ async def ready(request: Request) -> JSONResponse:
     rt = _rt(request)
     body = Ready(ready=rt.ready, components=dict(rt.components)).model_dump()
     return JSONResponse(body, status_code=200 if rt.ready else 503)
+
+
+def rm_model_name(s: Settings) -> str:
+    if s.rm_backend == "embedded":
+        return "all-MiniLM-L6-v2"  # rm/embedded.py: the demo scorer, not a trained RM
+    if s.rm_backend == "remote":
+        return s.rm_remote_model or s.rm_model or s.rm_remote_url
+    return s.rm_model
+
+
+@router.get("/config", response_model=ServiceConfig, tags=["ops"])
+async def config(request: Request) -> ServiceConfig:
+    """The server's reward model, default verifier and shaping (read-only, no secrets)."""
+    s = _rt(request).settings
+    return ServiceConfig(
+        version=__version__,
+        rm_backend=s.rm_backend,
+        rm_model=rm_model_name(s),
+        verifier=s.verifier,
+        shaping_preset=s.shaping_preset,
+        shaping=ShapingConfigOut(**s.default_shaping().to_dict()),
+    )
 
 
 @router.get("/metrics", tags=["ops"])
