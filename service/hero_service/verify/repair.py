@@ -27,7 +27,7 @@ _ESCAPES = {
 _CONTROL = re.compile("[\x07\x08\x0b\x0c\t\r\n]")
 # `\\\\frac` is a doubled `\\frac`; `\\\\ y=1` (a row break, then a letter) is not
 _DOUBLED = re.compile(
-    r"\\\\(?=(?:[dt]?frac|sqrt|text|mathrm|mathbf|pi|cdot|times|left|right|leq?|geq?|neq"
+    r"\\\\(?=(?:[dt]?frac|sqrt|text|mathrm|mathbf|pi|cdot|times|left|right|leq?|geq?|neq|leqslant|geqslant"
     r"|infty|alpha|beta|gamma|theta|lambda|circ|cup|cap|in|pm|mp|log|ln|sin|cos|tan|boxed"
     r")(?![A-Za-z]))"
 )

@@ -150,9 +150,14 @@ def _relations(
         return Outcome("incorrect", "relation", "relation_mismatch")
     (rparts, rops), (aparts, aops) = rrel, arel
     if rops == ["="] and aops == ["="]:
-        same = _combine([_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)], "relation")
+        sides = [_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)]
+        same = _combine(sides, "relation")
         if same.status == "correct":
             return same
+        if any(o.status == "correct" for o in sides) and any(
+            o.status == "incorrect" and o.stage == "numeric" for o in sides
+        ):  # `A = 4` vs `A = 2`: one side the same, the other a different value
+            return Outcome("incorrect", "relation", "relation_side")
         return Outcome(None, "math_verify", None, ((rv, av),))  # `y = 2x` vs `2x - y = 0`
     if len(rops) == len(aops):
         if rops == aops:
@@ -224,7 +229,7 @@ def compare(ref: str, ans: str) -> Outcome:
         if got is not None:
             return got
     ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
-    if any(p in ref for p in _PM):
+    if any(p in ref or p in ans for p in _PM):
         return Outcome(None, "math_verify", None, ((ref, ans),))  # `\\pm 2` vs `2, -2`
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
@@ -237,6 +242,8 @@ def compare(ref: str, ans: str) -> Outcome:
         if len(rb[1]) != len(ab[1]) or (rb[0], rb[2]) != (ab[0], ab[2]):
             return Outcome("incorrect", "components", "tuple_shape")
         return _match_parts(rb[1], ab[1], unordered=rb[0] == "\\{")
+    if rb is not None and ab is None and len(ac) == 1 and not forms.part(ans).name:
+        return Outcome("incorrect", "components", "tuple_shape")  # `\\{3, 4\\}` vs `59`
     if rb is not None and len(ac) == len(rb[1]) > 1:
         return _match_parts(rb[1], ac, unordered=rb[0] == "\\{")
     if ab is not None and len(rc) == len(ab[1]) > 1:
