@@ -336,7 +336,7 @@ def main() -> int:
     svc_cmd = [
         sys.executable,
         "-m",
-        "hero_service.cli",
+        "hero_service.tools.cli",
         "serve",
         "--port",
         str(svc_port),

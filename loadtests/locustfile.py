@@ -31,10 +31,10 @@ from gevent.pool import Group
 from locust import HttpUser, between, events, task
 
 try:
-    from hero_service.synth import groups as synth_groups
+    from hero_service.tools.synth import groups as synth_groups
 except ImportError:  # a locust-only environment: the generator is plain Python
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service"))
-    from hero_service.synth import groups as synth_groups
+    from hero_service.tools.synth import groups as synth_groups
 
 GROUP_SIZE = int(os.environ.get("HERO_LOAD_GROUP_SIZE", "8"))
 JOB = os.environ.get("HERO_LOAD_JOB", "locust")

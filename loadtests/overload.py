@@ -96,7 +96,7 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     cmd = [
-        sys.executable, "-m", "hero_service.cli", "serve",
+        sys.executable, "-m", "hero_service.tools.cli", "serve",
         "--port", str(port),
         "--state-path", os.path.join(tmp, "state.sqlite3"),
         "--verifier", "string",

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hero_service.synth import groups as synth_groups
+from hero_service.tools.synth import groups as synth_groups
 
 PROFILES = ("group", "openrlhf", "sample")
 

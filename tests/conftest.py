@@ -50,7 +50,7 @@ def start_server(
     cmd = [
         sys.executable,
         "-m",
-        "hero_service.cli",
+        "hero_service.tools.cli",
         "serve",
         "--port",
         str(port),

@@ -11,7 +11,7 @@ from hero_service.config import Settings
 
 def _hero(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hero_service.cli", *args],
+        [sys.executable, "-m", "hero_service.tools.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -41,7 +41,7 @@ def test_bad_env_value_is_a_clear_error() -> None:
 def test_env_and_flags_reach_settings() -> None:
     import argparse
 
-    from hero_service.cli import _settings_from
+    from hero_service.tools.flags import settings_from as _settings_from
 
     s = _settings_from(argparse.Namespace(port="9999", auth_tokens="a,b", alpha=None))
     assert s.port == 9999 and s.auth_tokens == ["a", "b"]

@@ -18,7 +18,7 @@ import pytest
 from hero_client import HeroClient
 from hero_client.schema import ServiceConfig
 from hero_service.config import Settings
-from hero_service.synth import groups
+from hero_service.tools.synth import groups
 from tests.conftest import Server
 
 EMBEDDED = {
@@ -32,7 +32,7 @@ GROUP = {"job_id": "first-run", "prompt": "1+1?", "reference": "2", "responses":
 
 def hero(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hero_service.cli", *args],
+        [sys.executable, "-m", "hero_service.tools.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -106,7 +106,7 @@ def test_config_names_the_rm_verifier_and_preset(http: httpx.Client, server: Ser
 
 
 async def test_docs_and_their_assets_are_open_when_auth_is_on() -> None:
-    from hero_service.app import create_app
+    from hero_service.api.app import create_app
 
     app = create_app(Settings(auth_tokens=["s3cret"], state_path=":memory:"))
     # no lifespan: these routes need no model; auth runs in the middleware either way
@@ -122,7 +122,7 @@ async def test_docs_and_their_assets_are_open_when_auth_is_on() -> None:
 
 
 def test_serve_help_shows_every_default_and_choice() -> None:
-    from hero_service.cli import _default_text
+    from hero_service.tools.flags import default_text as _default_text
 
     p = hero("serve", "--help", timeout=60)
     assert p.returncode == 0, p.stderr
@@ -243,7 +243,7 @@ def test_score_with_url_records_the_overrides(server: Server, tmp_path: Path) ->
 
 
 def test_report_header_names_the_scorer(local_run: tuple[Path, str], tmp_path: Path) -> None:
-    from hero_service.report import build
+    from hero_service.tools.report import build
 
     out, _ = local_run
     html = tmp_path / "r.html"
@@ -259,8 +259,8 @@ def test_report_header_names_the_scorer(local_run: tuple[Path, str], tmp_path: P
 
 
 def test_report_count_axes_have_integer_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hero_service import report_plots
-    from hero_service.report import analyse
+    from hero_service.tools import plots as report_plots
+    from hero_service.tools.analysis import analyse
 
     recs = []
     for i in range(3):  # few groups: a default axis would tick at 0.5, 1.5, ...

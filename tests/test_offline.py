@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from hero_service.offline import load_done, read_rows
-from hero_service.synth import groups
+from hero_service.tools.score import load_done, read_rows
+from hero_service.tools.synth import groups
 from tests.conftest import start_server
 
 FAST = ("--verifier", "string", "--verifier-workers", "1", "--torch-threads", "1")
@@ -29,7 +29,7 @@ COMPARED = (
 
 def hero(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hero_service.cli", *args],
+        [sys.executable, "-m", "hero_service.tools.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

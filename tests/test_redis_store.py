@@ -247,7 +247,7 @@ async def test_build_store_by_url(rserver: RedisServer, tmp_path: Path) -> None:
 
 
 async def test_prune_jobs_command(rserver: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from hero_service.cli import main
+    from hero_service.tools.cli import main
 
     prefix = f"p{time.monotonic_ns()}:"
     s = RedisJobStore(rserver.url, prefix=prefix)

@@ -22,9 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from hero_service.app import create_app
+from hero_service.api.app import create_app
+from hero_service.api.limits import Admission
 from hero_service.config import Settings
-from hero_service.limits import Admission
 from hero_service.metrics import Metrics
 from tests.conftest import start_server
 from tests.test_metrics import scrape, val
@@ -264,7 +264,7 @@ def test_bearer_auth(tmp_path: Path) -> None:
 
 
 async def test_readiness_waits_for_the_first_state_ping() -> None:
-    from hero_service.app import Runtime, _probe_state
+    from hero_service.api.runtime import Runtime, probe_state
     from hero_service.errors import StateUnavailable
 
     class FlakyStore:
@@ -278,7 +278,7 @@ async def test_readiness_waits_for_the_first_state_ping() -> None:
 
     rt = Runtime(settings=Settings(state_path=":memory:"), metrics=Metrics())
     store = FlakyStore()
-    probe = asyncio.create_task(_probe_state(rt, store, interval_s=60))  # type: ignore[arg-type]
+    probe = asyncio.create_task(probe_state(rt, store, interval_s=60))  # type: ignore[arg-type]
     try:
         for _ in range(100):
             if rt.components["state"]:

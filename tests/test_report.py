@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from hero_service.report import analyse, disagreement_flags, headline
-from hero_service.synth import main as synth_main
+from hero_service.tools.analysis import analyse, disagreement_flags, headline
+from hero_service.tools.synth import main as synth_main
 
 CHROMIUM = next(
     (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
@@ -77,7 +77,7 @@ def test_disagreement_flags_match_the_service_rule() -> None:
 
 def hero(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hero_service.cli", *args],
+        [sys.executable, "-m", "hero_service.tools.cli", *args],
         capture_output=True,
         text=True,
         timeout=600,

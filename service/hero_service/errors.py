@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from starlette.responses import JSONResponse
 
 STATUS: Final[dict[str, int]] = {
     "validation_error": 422,
@@ -38,10 +40,6 @@ class InvalidInput(ServiceError):
     kind = "validation_error"
 
 
-class PayloadTooLarge(ServiceError):
-    kind = "payload_too_large"
-
-
 class NotFound(ServiceError):
     kind = "not_found"
 
@@ -75,7 +73,14 @@ class StateUnavailable(ServiceError):
     kind = "state_unavailable"
 
 
-class DeadlineExceeded(ServiceError):
-    """The request did not finish within the server's per-request deadline."""
-
-    kind = "deadline_exceeded"
+def error_response(
+    kind: str,
+    message: str,
+    field: str | None = None,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": kind, "message": message, "field": field}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=STATUS[kind], headers=headers)

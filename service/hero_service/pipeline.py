@@ -34,7 +34,7 @@ class Scored:
     replayed: bool
 
 
-def _check_text(value: str, field: str, limit: int) -> None:
+def check_text(value: str, field: str, limit: int) -> None:
     if len(value) > limit:
         raise InvalidInput(f"{field} has {len(value)} characters, over the limit of {limit}", field)
     try:
@@ -81,10 +81,10 @@ class Pipeline:
                     f"{len(g.responses)}",
                     f"{p}labels",
                 )
-            _check_text(g.prompt, f"{p}prompt", s.max_prompt_chars)
-            _check_text(g.reference, f"{p}reference", s.max_reference_chars)
+            check_text(g.prompt, f"{p}prompt", s.max_prompt_chars)
+            check_text(g.reference, f"{p}reference", s.max_reference_chars)
             for i, r in enumerate(g.responses):
-                _check_text(r, f"{p}responses[{i}]", s.max_response_chars)
+                check_text(r, f"{p}responses[{i}]", s.max_response_chars)
 
     async def resolve_config(
         self, job_id: str, overrides: ShapingOverrides | None

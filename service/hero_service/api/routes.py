@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -29,32 +28,17 @@ from hero_client.schema import (
     VerifyResponse,
 )
 from hero_service import __version__
+from hero_service.api.runtime import live_pipeline, runtime
 from hero_service.config import Settings
-from hero_service.errors import InvalidInput, NotFound, NotReady
-from hero_service.pipeline import Pipeline
+from hero_service.errors import InvalidInput, NotFound
 from hero_service.rm import RMInput
 from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError
 from hero_service.state import JobRecord, payload_digest
-
-if TYPE_CHECKING:
-    from hero_service.app import Runtime
 
 router = APIRouter()
 _ERRORS: dict[int | str, dict[str, object]] = {
     c: {"model": ErrorBody} for c in (401, 404, 409, 413, 415, 422, 429, 502, 503)
 }
-
-
-def _rt(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.rt
-    return rt
-
-
-def _pipeline(request: Request) -> Pipeline:
-    rt = _rt(request)
-    if rt.pipeline is None or not rt.ready:
-        raise NotReady("service is starting or shutting down; retry shortly")
-    return rt.pipeline
 
 
 def _json(body: str, replayed: bool) -> Response:
@@ -69,7 +53,7 @@ def _json(body: str, replayed: bool) -> Response:
 @router.post("/v1/score_group", response_model=ScoreGroupResponse, include_in_schema=False)
 async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
     """Score one group (all rollouts of one prompt) and return HERO rewards."""
-    p = _pipeline(request)
+    p = live_pipeline(request)
     group = GroupIn(
         prompt=req.prompt, reference=req.reference, responses=req.responses, labels=req.labels
     )
@@ -102,7 +86,7 @@ async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
 @router.post("/v1/score_batch", response_model=ScoreBatchResponse, include_in_schema=False)
 async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
     """Score many groups of one job in one call; they share the pre-call sigma_bar."""
-    p = _pipeline(request)
+    p = live_pipeline(request)
     p.check_limits(req.groups, lambda i: f"groups[{i}].")
 
     def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
@@ -130,7 +114,7 @@ async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
 @router.post("/verify", response_model=VerifyResponse, responses=_ERRORS, tags=["debug"])
 async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     """The rule verifier alone (no state is touched)."""
-    p = _pipeline(request)
+    p = live_pipeline(request)
     p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
     name = req.verifier or p.settings.verifier
     vs = await p.verifier.verify_group(req.reference, req.responses, name)
@@ -147,7 +131,7 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
 @router.post("/rm_score", response_model=RMScoreResponse, responses=_ERRORS, tags=["debug"])
 async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
     """The reward model alone (raw scores)."""
-    p = _pipeline(request)
+    p = live_pipeline(request)
     p.check_limits(
         [
             GroupIn.model_construct(
@@ -186,13 +170,13 @@ def _state(rec: JobRecord) -> JobState:
 
 @router.get("/jobs", response_model=list[JobState], tags=["jobs"])
 async def list_jobs(request: Request) -> list[JobState]:
-    return [_state(r) for r in await _pipeline(request).store.list_jobs()]
+    return [_state(r) for r in await live_pipeline(request).store.list_jobs()]
 
 
 @router.get("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
 async def get_job(job_id: str, request: Request) -> JobState:
     """A job's state; the body is also the export format accepted by PUT."""
-    rec = await _pipeline(request).store.get(job_id)
+    rec = await live_pipeline(request).store.get(job_id)
     if rec is None:
         raise NotFound(f"job {job_id!r} not found", "job_id")
     return _state(rec)
@@ -212,14 +196,14 @@ async def import_job(job_id: str, state: JobState, request: Request) -> JobState
     rec = JobRecord(
         job_id, RunningSigma(state.sigma_bar, state.count), cfg, state.created_at, state.updated_at
     )
-    await _pipeline(request).store.put(rec)
+    await live_pipeline(request).store.put(rec)
     return _state(rec)
 
 
 @router.delete("/jobs/{job_id}", responses=_ERRORS, tags=["jobs"])
 async def reset_job(job_id: str, request: Request) -> JSONResponse:
     """Forget a job: its sigma_bar, config and remembered request ids."""
-    if not await _pipeline(request).store.delete(job_id):
+    if not await live_pipeline(request).store.delete(job_id):
         raise NotFound(f"job {job_id!r} not found", "job_id")
     return JSONResponse({"job_id": job_id, "deleted": True})
 
@@ -233,7 +217,7 @@ async def health() -> Health:
 @router.get("/ready", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}})
 async def ready(request: Request) -> JSONResponse:
     """Readiness: the state store, verifier pool and reward model are up."""
-    rt = _rt(request)
+    rt = runtime(request)
     body = Ready(ready=rt.ready, components=dict(rt.components)).model_dump()
     return JSONResponse(body, status_code=200 if rt.ready else 503)
 
@@ -249,7 +233,7 @@ def rm_model_name(s: Settings) -> str:
 @router.get("/config", response_model=ServiceConfig, tags=["ops"])
 async def config(request: Request) -> ServiceConfig:
     """The server's reward model, default verifier and shaping (read-only, no secrets)."""
-    s = _rt(request).settings
+    s = runtime(request).settings
     return ServiceConfig(
         version=__version__,
         rm_backend=s.rm_backend,
@@ -262,4 +246,6 @@ async def config(request: Request) -> ServiceConfig:
 
 @router.get("/metrics", tags=["ops"])
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(_rt(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(runtime(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

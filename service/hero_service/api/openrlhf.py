@@ -1,16 +1,14 @@
-"""Per-sample routes: `POST /score_sample` (the group barrier) and OpenRLHF's
-`POST /get_reward`. Both hand samples to the barrier (barrier.py); /get_reward also
-scores whole groups it finds inside one batch request directly.
+"""OpenRLHF's `POST /get_reward`: whole groups found inside one batch request are scored
+at once; the rest (and every one-sample request) wait in the group barrier (barrier.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -24,142 +22,27 @@ from hero_client.schema import (
     GroupResult,
     PresetName,
     ScoreBatchResponse,
-    ScoreSampleRequest,
-    ScoreSampleResponse,
     ShapingOverrides,
     Timings,
     VerifierName,
 )
-from hero_service.barrier import Barrier, ClientGone, SampleIn, SampleOutcome
-from hero_service.errors import InvalidInput, NotReady, ServiceError
-from hero_service.pipeline import Pipeline
+from hero_service.api.barrier import (
+    CLIENT_CLOSED,
+    Barrier,
+    ClientGone,
+    SampleIn,
+    SampleOutcome,
+    disconnect_watch,
+)
+from hero_service.api.runtime import live_barrier
+from hero_service.errors import InvalidInput, ServiceError
+from hero_service.pipeline import Pipeline, check_text
 from hero_service.state import payload_digest
 
-if TYPE_CHECKING:
-    from hero_service.app import Runtime
-
-log = logging.getLogger("hero_service.compat")
+log = logging.getLogger("hero_service.api.openrlhf")
 router = APIRouter()
-_ERRORS: dict[int | str, dict[str, object]] = {
-    c: {"model": ErrorBody} for c in (401, 409, 413, 415, 422, 429, 502, 503)
-}
-CLIENT_CLOSED = 499  # nginx's code: the client went away before the answer was ready
 # How far into the query the prompt may start (special tokens the trainer decoded first).
 _PROMPT_SLACK = 64
-
-
-def _ready(request: Request) -> tuple[Pipeline, Barrier]:
-    rt: Runtime = request.app.state.rt
-    barrier: Barrier | None = getattr(request.app.state, "barrier", None)
-    if rt.pipeline is None or barrier is None or not rt.ready:
-        raise NotReady("service is starting or shutting down; retry shortly")
-    return rt.pipeline, barrier
-
-
-@contextlib.asynccontextmanager
-async def disconnect_watch(request: Request) -> AsyncIterator[asyncio.Future[object]]:
-    """A future that completes when the client disconnects (the body is already read, so
-    the only message left to receive is http.disconnect)."""
-
-    async def watch() -> object:
-        while True:
-            msg = await request.receive()
-            if msg["type"] == "http.disconnect":
-                return True
-
-    task: asyncio.Future[object] = asyncio.ensure_future(watch())
-    try:
-        yield task
-    finally:
-        task.cancel()
-
-
-def _check_text(value: str, field: str, limit: int) -> None:
-    if len(value) > limit:
-        raise InvalidInput(f"{field} has {len(value)} characters, over the limit of {limit}", field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} is not valid UTF-8 text (lone surrogate)", field) from None
-
-
-# -- /score_sample -------------------------------------------------------------------------
-@router.post(
-    "/score_sample", response_model=ScoreSampleResponse, responses=_ERRORS, tags=["scoring"]
-)
-@router.post("/v1/score_sample", response_model=ScoreSampleResponse, include_in_schema=False)
-async def score_sample(req: ScoreSampleRequest, request: Request) -> Response:
-    """Score one rollout as part of its group (group barrier).
-
-    The request waits until `group_size` samples of (`job_id`, `group_id`) have arrived or
-    the group's deadline passes, then every sample gets its own reward from ONE scoring of
-    the group. `partial` marks a group scored at its deadline. A new sample for a group
-    already scored gets 409; a retry (same `sample_index` or `request_id`) gets the same
-    answer again, never counted twice.
-    """
-    p, barrier = _ready(request)
-    s = p.settings
-    _check_text(req.prompt, "prompt", s.max_prompt_chars)
-    _check_text(req.reference, "reference", s.max_reference_chars)
-    _check_text(req.response, "response", s.max_response_chars)
-    if req.shaping is not None:
-        await p.resolve_config(req.job_id, req.shaping)  # bad overrides fail now, not later
-    sample = SampleIn(
-        job_id=req.job_id,
-        group_id=req.group_id,
-        group_key="id:" + req.group_id,
-        reusable=False,
-        group_size=req.group_size,
-        prompt=req.prompt,
-        reference=req.reference,
-        response=req.response,
-        label=req.label,
-        sample_index=req.sample_index,
-        request_id=req.request_id,
-        deadline_s=req.deadline_s,
-        shaping=req.shaping,
-        verifier=req.verifier,
-    )
-    try:
-        async with disconnect_watch(request) as gone:
-            out = await barrier.submit(sample, gone)
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
-    return Response(
-        _sample_response(out, req.job_id, req.group_id, req.request_id).model_dump_json(),
-        media_type="application/json",
-    )
-
-
-def _sample_response(
-    out: SampleOutcome, job_id: str, group_id: str, request_id: str | None
-) -> ScoreSampleResponse:
-    g, i = out.group, out.position
-    return ScoreSampleResponse(
-        job_id=job_id,
-        group_id=group_id,
-        request_id=request_id,
-        sample_index=out.sample_index,
-        position=i,
-        reward=g.rewards[i],
-        verifier=g.verifier[i],
-        verifier_status=g.verifier_status[i],
-        answer=g.answers[i],
-        verifier_stage=g.verifier_stage[i] if g.verifier_stage is not None else None,
-        rm_score=g.rm_scores[i],
-        normalized=g.normalized[i],
-        advantage=g.advantages[i] if g.advantages is not None else None,
-        weight=g.weight,
-        sigma=g.sigma,
-        sigma_bar=g.sigma_bar,
-        collapse=g.collapse,
-        group_size=out.group_size,
-        group_count=out.count,
-        partial=out.partial,
-        replayed=out.replayed,
-        wait_s=out.wait_s,
-        timings=g.timings,
-    )
 
 
 # -- /get_reward (OpenRLHF) ----------------------------------------------------------------
@@ -246,7 +129,7 @@ async def get_reward(
     n = len(req.query)
     if n == 0:  # OpenRLHF sends empty lists to all but one of several URLs
         return _json(GetRewardResponse(rewards=[], scores=[], extra_logs={}))
-    p, barrier = _ready(request)
+    p, barrier = live_barrier(request)
     st = p.settings
     prompts = req.prompts if req.prompts is not None else [""] * n
     if len(prompts) != n:
@@ -274,15 +157,15 @@ async def get_reward(
     texts: list[str] = []
     mismatch: list[bool] = []
     for i in range(n):
-        _check_text(req.query[i], f"query[{i}]", st.max_prompt_chars + st.max_response_chars)
-        _check_text(prompts[i], f"prompts[{i}]", st.max_prompt_chars)
+        check_text(req.query[i], f"query[{i}]", st.max_prompt_chars + st.max_response_chars)
+        check_text(prompts[i], f"prompts[{i}]", st.max_prompt_chars)
         if not labels[i].strip():
             raise InvalidInput(
                 f"labels[{i}] is empty: HERO needs the reference answer", f"labels[{i}]"
             )
-        _check_text(labels[i], f"labels[{i}]", st.max_reference_chars)
+        check_text(labels[i], f"labels[{i}]", st.max_reference_chars)
         text, missing = split_query(req.query[i], prompts[i])
-        _check_text(text, f"query[{i}]", st.max_response_chars)
+        check_text(text, f"query[{i}]", st.max_response_chars)
         texts.append(text)
         mismatch.append(missing)
     job = job_id or st.compat_job_id
@@ -399,4 +282,4 @@ async def _score_waiting(
             raise out
 
 
-__all__ = ["CLIENT_CLOSED", "router", "split_query"]
+__all__ = ["router", "split_query"]

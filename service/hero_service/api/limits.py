@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hero_service.http import error_response
+from hero_service.errors import error_response
 from hero_service.metrics import Metrics
 
 # Routes whose work is bounded here. Barrier routes (/score_sample, /get_reward) wait for

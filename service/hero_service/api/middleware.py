@@ -15,26 +15,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hero_service import docs_ui
-from hero_service.errors import STATUS, Overloaded, ServiceError
+from hero_service.api import docs_ui
+from hero_service.api.limits import Admission
+from hero_service.errors import Overloaded, ServiceError, error_response
 
 if TYPE_CHECKING:
-    from hero_service.app import Runtime
-
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
-
-
-def error_response(
-    kind: str,
-    message: str,
-    field: str | None = None,
-    details: list[Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"error": kind, "message": message, "field": field}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse(body, status_code=STATUS[kind], headers=headers)
+    from hero_service.api.runtime import Runtime
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -187,9 +173,7 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
 
     app.add_middleware(AuthAndMetrics, rt=rt, tokens=tokens, open_paths=open_paths)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    from hero_service.limits import Admission  # outermost: refuses before reading a body
-
-    app.add_middleware(
+    app.add_middleware(  # outermost: refuses before reading a body
         Admission,
         metrics=rt.metrics,
         max_inflight=settings.max_inflight_requests,

@@ -27,13 +27,17 @@ Everything runs on the event loop thread: state changes never await, so no locks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from starlette.requests import Request
 
 from hero_client.schema import (
     GroupIn,
@@ -55,13 +59,34 @@ from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
 from hero_service.state import payload_digest
 
-log = logging.getLogger("hero_service.barrier")
+log = logging.getLogger("hero_service.api.barrier")
 
 SlotKey = tuple[str, object]  # ("i", index) | ("r", request id) | ("a", arrival number)
 GroupKey = tuple[str, str]  # (job_id, group key)
 State = Literal["open", "scoring", "closed", "failed"]
-# Completes when the waiting client has disconnected (see compat.disconnect_watch).
+# Completes when the waiting client has disconnected (see disconnect_watch).
 Gone = asyncio.Future[object]
+
+
+CLIENT_CLOSED = 499  # nginx's code: the client went away before the answer was ready
+
+
+@contextlib.asynccontextmanager
+async def disconnect_watch(request: Request) -> AsyncIterator[asyncio.Future[object]]:
+    """A future that completes when the client disconnects (the body is already read, so
+    the only message left to receive is http.disconnect)."""
+
+    async def watch() -> object:
+        while True:
+            msg = await request.receive()
+            if msg["type"] == "http.disconnect":
+                return True
+
+    task: asyncio.Future[object] = asyncio.ensure_future(watch())
+    try:
+        yield task
+    finally:
+        task.cancel()
 
 
 class ClientGone(Exception):

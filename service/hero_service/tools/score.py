@@ -30,14 +30,12 @@ from typing import Any
 import httpx
 
 from hero_service.config import Settings
+from hero_service.tools.flags import add_settings_flags, settings_from
+from hero_service.tools.jsonl import OfflineError, read_jsonl
 
 WIRE_FIELDS = ("prompt", "reference", "responses", "labels")
 _NOT_RESULTS = {"job_id", "request_id", "replayed", "timings", "group_id"}
 _RETRY_CODES = {429, 502, 503, 504}
-
-
-class OfflineError(Exception):
-    """A problem with the input, the output or the server; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -90,28 +88,19 @@ def _digest(job_id: str, wire: dict[str, Any]) -> str:
 
 def read_rows(path: Path, default_job: str) -> Iterator[Row]:
     """The input's groups; a line that is not a group object fails with its line number."""
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise OfflineError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise OfflineError(f"{path}:{n}: each line must be a JSON object (one group)")
-            for k in ("reference", "responses"):
-                if k not in rec:
-                    raise OfflineError(f"{path}:{n}: missing field {k!r}")
-            if not isinstance(rec["responses"], list):
-                raise OfflineError(f"{path}:{n}: field 'responses' must be a list of strings")
-            job = rec.get("job_id") or default_job
-            gid = rec.get("group_id")
-            if not isinstance(job, str) or (gid is not None and not isinstance(gid, str)):
-                raise OfflineError(f"{path}:{n}: job_id and group_id must be strings")
-            gid = gid or f"line-{n}"
-            wire = {k: rec[k] for k in WIRE_FIELDS if rec.get(k) is not None}
-            yield Row(n, job, gid, rec, _digest(job, wire))
+    for n, rec in read_jsonl(path):
+        for k in ("reference", "responses"):
+            if k not in rec:
+                raise OfflineError(f"{path}:{n}: missing field {k!r}")
+        if not isinstance(rec["responses"], list):
+            raise OfflineError(f"{path}:{n}: field 'responses' must be a list of strings")
+        job = rec.get("job_id") or default_job
+        gid = rec.get("group_id")
+        if not isinstance(job, str) or (gid is not None and not isinstance(gid, str)):
+            raise OfflineError(f"{path}:{n}: job_id and group_id must be strings")
+        gid = gid or f"line-{n}"
+        wire = {k: rec[k] for k in WIRE_FIELDS if rec.get(k) is not None}
+        yield Row(n, job, gid, rec, _digest(job, wire))
 
 
 def load_done(path: Path) -> dict[tuple[str, str], str]:
@@ -142,7 +131,7 @@ def load_done(path: Path) -> dict[tuple[str, str], str]:
 @asynccontextmanager
 async def local_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The server's app in this process, lifespan included (verifier pool, RM, state)."""
-    from hero_service.app import create_app
+    from hero_service.api.app import create_app
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers.utils import logging as hf_logging
@@ -382,7 +371,6 @@ _SHAPING = ("alpha", "beta", "eps", "w_min", "w_max", "k", "sigma_mean", "moment
 
 
 def add_parser(sub: Any) -> None:
-    from hero_service.cli import _add_settings_flags
 
     p = sub.add_parser(
         "score",
@@ -413,14 +401,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per call (--url)")
-    _add_settings_flags(p.add_argument_group("service settings (local mode)"))
+    add_settings_flags(p.add_argument_group("service settings (local mode)"))
 
 
 def main(ns: Any) -> int:
-    from hero_service.cli import _settings_from
 
     try:
-        settings = _settings_from(ns)
+        settings = settings_from(ns)
     except ValueError as e:
         print(f"hero score: invalid settings:\n{e}", file=sys.stderr)
         return 2

@@ -4,74 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
 from hero_service import __version__
-from hero_service.barrier import Barrier
-from hero_service.compat import router as compat_router
+from hero_service.api.barrier import Barrier
+from hero_service.api.docs_ui import install_docs
+from hero_service.api.middleware import install_http
+from hero_service.api.openrlhf import router as openrlhf_router
+from hero_service.api.routes import router
+from hero_service.api.runtime import Runtime, probe_state
+from hero_service.api.samples import router as samples_router
 from hero_service.config import Settings
-from hero_service.docs_ui import install_docs
-from hero_service.http import install_http
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
-from hero_service.rm import RMInput, RMScorer, build_scorer
-from hero_service.routes import router
-from hero_service.state import JobStore, build_store
+from hero_service.rm import RMInput, build_scorer
+from hero_service.state import build_store
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
 
 log = logging.getLogger("hero_service")
-
-
-@dataclass
-class Runtime:
-    """Everything the routes need, built by the lifespan."""
-
-    settings: Settings
-    metrics: Metrics
-    pipeline: Pipeline | None = None
-    verifier: RuleVerifier | None = None
-    scorer: RMScorer | None = None
-    store: JobStore | None = None
-    pool: VerifierPool | None = None
-    components: dict[str, bool] = field(
-        default_factory=lambda: {"state": False, "verifier_pool": False, "reward_model": False}
-    )
-    accepting: bool = True
-    started_at: float = field(default_factory=time.time)
-
-    @property
-    def ready(self) -> bool:
-        return self.accepting and all(self.components.values())
-
-
-async def _probe_state(rt: Runtime, store: JobStore, interval_s: float = 5.0) -> None:
-    """Readiness waits for the state store's first successful ping. After that, an
-    outage is answered per request (503 state_unavailable + Retry-After) and shown by
-    hero_state_up, not by readiness: a shared store's outage would otherwise take every
-    replica out of its Service at once and turn clear 503s into connection errors."""
-    delay = 0.1
-    up: bool | None = None
-    while True:
-        try:
-            ok = await asyncio.wait_for(store.ping(), rt.settings.state_timeout_s * 2)
-        except Exception as e:
-            ok = False
-            if up is not False:
-                log.warning("job-state store unreachable: %s", e)
-        if ok and up is False:
-            log.warning("job-state store reachable again")
-        up = ok
-        rt.metrics.state_up.set(1 if ok else 0)
-        if ok:
-            rt.components["state"] = True
-        await asyncio.sleep(interval_s if rt.components["state"] else delay)
-        delay = min(delay * 2, 2.0)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -85,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await build_store(settings)
         rt.store = store
-        probe = asyncio.create_task(_probe_state(rt, store), name="state-probe")
+        probe = asyncio.create_task(probe_state(rt, store), name="state-probe")
         pool = VerifierPool(
             settings.verifier_workers,
             settings.verifier_deadline_s,
@@ -108,14 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.scorer = scorer
         rt.components["reward_model"] = True
         rt.pipeline = Pipeline(settings, metrics, rt.verifier, scorer, store)
-        app.state.barrier = Barrier(settings, metrics, rt.pipeline)  # per-sample groups
+        barrier = rt.barrier = Barrier(settings, metrics, rt.pipeline)  # per-sample groups
         log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:
             yield
         finally:
             rt.accepting = False
             probe.cancel()
-            await app.state.barrier.close()  # score open groups while the RM is up
+            await barrier.close()  # score open groups while the RM is up
             await scorer.close()
             await asyncio.to_thread(pool.close)
             await store.close()
@@ -132,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_http(app, rt)
     install_docs(app)
     app.include_router(router)
-    app.include_router(compat_router)
+    app.include_router(samples_router)
+    app.include_router(openrlhf_router)
 
     return app

@@ -1,6 +1,6 @@
 """Synthetic GRPO rollouts in the offline JSONL format (docs/offline.md).
 
-    python -m hero_service.synth -o rollouts.jsonl --groups 200 --group-size 8
+    python -m hero_service.tools.synth -o rollouts.jsonl --groups 200 --group-size 8
 
 Each line is one group: arithmetic prompts, a reference answer, `group_size` responses
 and trusted `labels` (1 = the final answer really is right). Per prompt, a difficulty
@@ -101,7 +101,7 @@ def groups(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m hero_service.synth", description="Write synthetic rollouts (JSONL)."
+        prog="python -m hero_service.tools.synth", description="Write synthetic rollouts (JSONL)."
     )
     ap.add_argument("-o", "--output", default="-", help="output file ('-' = stdout)")
     ap.add_argument("--groups", type=int, default=200, help="number of groups (lines)")

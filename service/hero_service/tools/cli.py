@@ -1,5 +1,5 @@
 """`hero` command line: `hero serve` (every setting is a flag and a HERO_* env var),
-`hero score` / `hero report` (offline scoring and reports: offline.py, report.py)."""
+`hero score` / `hero report` (offline scoring and reports: score.py, report.py)."""
 
 from __future__ import annotations
 
@@ -7,57 +7,10 @@ import argparse
 import os
 import socket
 import sys
-from typing import Any, Literal, get_args, get_origin
 
-from pydantic.fields import FieldInfo
-
-from hero_service import offline, report
 from hero_service.config import Settings
-
-
-def _choices(annotation: Any) -> list[str] | None:
-    """The allowed values of a Literal (or bool) setting, for --help and argparse."""
-    if annotation is bool:
-        return ["true", "false"]
-    if get_origin(annotation) is Literal:
-        return [str(a) for a in get_args(annotation)]
-    return None
-
-
-def _default_text(f: FieldInfo) -> str:
-    d = f.get_default(call_default_factory=True)
-    if d is None:
-        return "unset"
-    if isinstance(d, list):
-        return ",".join(d) or "empty"
-    if isinstance(d, bool):
-        return str(d).lower()
-    return repr(d) if d == "" else str(d)
-
-
-def _add_settings_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    for name, f in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        choices = _choices(f.annotation)
-        help_ = (f.description or "") + f" [env HERO_{name.upper()}; default {_default_text(f)}"
-        help_ += f"; one of {', '.join(choices)}]" if choices else "]"
-        p.add_argument(
-            flag,
-            dest=name,
-            default=None,
-            choices=None if f.annotation is bool else choices,  # pydantic also takes 1/0, yes/no
-            metavar=name.upper(),
-            help=help_.replace("%", "%%"),
-        )
-
-
-def _settings_from(ns: argparse.Namespace) -> Settings:
-    given: dict[str, Any] = {
-        k: v for k, v in vars(ns).items() if k in Settings.model_fields and v is not None
-    }
-    if "auth_tokens" in given:
-        given["auth_tokens"] = [t for t in given["auth_tokens"].split(",") if t]
-    return Settings(**given)
+from hero_service.tools import report, score
+from hero_service.tools.flags import add_settings_flags, settings_from
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -76,8 +29,8 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def serve(settings: Settings) -> int:
-    from hero_service.app import create_app
-    from hero_service.lifecycle import run
+    from hero_service.api.app import create_app
+    from hero_service.api.lifecycle import run
 
     problem = port_problem(settings.host, settings.port)
     if problem is not None:
@@ -134,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hero", description="HERO reward service")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run the HTTP service")
-    _add_settings_flags(p_serve)
+    add_settings_flags(p_serve)
     p_prune = sub.add_parser(
         "prune-jobs", help="delete jobs idle for longer than --older-than (with their state)"
     )
@@ -142,16 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     p_prune.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     for name in _STATE_FLAGS:
         p_prune.add_argument("--" + name.replace("_", "-"), dest=name, default=None)
-    offline.add_parser(sub)  # hero score
+    score.add_parser(sub)  # hero score
     report.add_parser(sub)  # hero report
     ns = parser.parse_args(argv)
     if ns.command == "score":
-        return offline.main(ns)
+        return score.main(ns)
     if ns.command == "report":
         return report.main(ns)
     if ns.command == "serve":
         try:
-            settings = _settings_from(ns)
+            settings = settings_from(ns)
         except ValueError as e:
             print(f"hero: invalid configuration:\n{e}", file=sys.stderr)
             return 2

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from hero_service.report import Analysis
+from hero_service.tools.analysis import KINDS, Analysis, ratio
 
 CORRECT, INCORRECT, NEUTRAL = "#2a9d8f", "#e76f51", "#8d99ae"
 COLLAPSE_COLORS = {"all_incorrect": INCORRECT, "mixed": NEUTRAL, "all_correct": CORRECT}
-KINDS = ("all_incorrect", "mixed", "all_correct")
-
-
-def _ratio(num: float, den: float) -> str:
-    return f"{num / den:.1%}" if den else "n/a"
 
 
 def _png(fig: Any) -> bytes:
@@ -202,7 +196,7 @@ def fig_disagreement(a: Analysis) -> bytes:
     ]
     total = [a.verified_low, a.rejected_high]
     flagged = ax1.bar(names, total, color=[CORRECT, INCORRECT], width=0.5, label="flagged")
-    rate = [_ratio(t, a.mixed_rollouts) for t in total]
+    rate = [ratio(t, a.mixed_rollouts) for t in total]
     ax1.bar_label(
         flagged, labels=[f"{t} ({r})" for t, r in zip(total, rate, strict=True)], padding=3
     )

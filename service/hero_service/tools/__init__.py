@@ -1,0 +1,1 @@
+"""Offline tools: the `hero` command line, offline scoring, reports, synthetic data."""
