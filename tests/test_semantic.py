@@ -72,6 +72,12 @@ EQUIVALENT = [
     (r"\frac{1}{3}", r"0.\overline{3}"),
     (r"33.33", r"33.\overline{3}"),
     (r"9.8 \times 10^{2}", "980"),
+    # intersections, plain-text maths, `U` for a union, `\middle|`, `\approx`
+    ("(1, 3]", r"x > 1 \text{ and } x \le 3"),
+    (r"(-\infty, -1) \cup (1, +\infty)", "(-inf, -1) U (1, inf)"),
+    ("2\\pi", "2pi"),
+    ("3.14", r"\approx 3.14"),
+    (r"\left\{ x \middle| 1 < x < 2 \right\}", "(1,2)"),
     # 10. guards that must not fire when the reference has the same form
     (r"3 < \lambda \leq 4", r"(3, 4]"),
     ("a ≠ 2", r"a \neq 2"),
@@ -99,6 +105,9 @@ NOT_EQUIVALENT = [
     (r"\begin{cases} x=3 \\ y=-2 \end{cases}", "x = -2, y = 3"),
     (r"[1, \sqrt{2}]", r"(1, \sqrt{2}]"),
     (r"-\frac{1}{n}", r"-\frac{2}{n}"),
+    ("(1, 3)", r"x > 1 \text{ and } x \le 3"),
+    (r"x^2 + y^2 = 4", r"x^2 + y^2 = 2"),
+    (r"\{3, 4\}", "59"),
 ]
 
 

@@ -35,6 +35,7 @@ class Interval:
 
 _INF = Bound("\\infty", math.inf)
 _NINF = Bound("-\\infty", -math.inf)
+_AND = re.compile(r"\band\b|\\land|\\wedge")
 _UNION = re.compile(r"\\cup|\bor\b|\\lor|\\vee")
 _REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>")
 _VAR = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*")
@@ -113,10 +114,30 @@ def _inequality(s: str) -> list[Interval] | None:
     return None
 
 
+def _intersect(a: Interval, b: Interval) -> Interval | None:
+    """The intersection of two intervals with numeric bounds (None: not numeric)."""
+    if None in (a.lo.value, a.hi.value, b.lo.value, b.hi.value):
+        return None
+    lo, lo_c = (a.lo, a.lo_closed) if a.lo.value > b.lo.value else (b.lo, b.lo_closed)  # type: ignore[operator]
+    if a.lo.value == b.lo.value:
+        lo_c = a.lo_closed and b.lo_closed
+    hi, hi_c = (a.hi, a.hi_closed) if a.hi.value < b.hi.value else (b.hi, b.hi_closed)  # type: ignore[operator]
+    if a.hi.value == b.hi.value:
+        hi_c = a.hi_closed and b.hi_closed
+    return Interval(lo, hi, lo_c, hi_c)
+
+
 def _piece(p: str) -> list[Interval] | None:
     p = p.strip()
     if not p:
         return None
+    both = split_top(p, _AND)
+    if len(both) == 2:  # `x > 1 and x < 3`: one interval, when both bounds are numbers
+        a, b = _inequality(both[0].strip()), _inequality(both[1].strip())
+        if a is None or b is None or len(a) != 1 or len(b) != 1:
+            return None
+        got = _intersect(a[0], b[0])
+        return None if got is None else [got]
     if _REALS.fullmatch(p):
         return [Interval(_NINF, _INF, False, False)]
     if p == "\\emptyset" or p == "\\{\\}":

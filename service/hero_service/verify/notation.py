@@ -44,6 +44,12 @@ _COMMANDS = [
     (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(or|and)\s*\}"), r" \1 "),
     (re.compile(r"\+\s*\\infty"), r"\\infty"),
     (re.compile(r"\\varnothing(?![A-Za-z])"), r"\\emptyset "),
+    (re.compile(r"\\middle\s*(?=[|/])"), ""),
+    (re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])"), r" \\cup "),  # `(-1, 0) U (1, 2)`
+    (re.compile(r"(?<![A-Za-z\\])sqrt\s*(?=[({\d])"), r"\\sqrt"),  # plain-text maths
+    (re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])"), r"\\pi "),
+    (re.compile(r"(?<![A-Za-z\\])inf(?:inity)?(?![A-Za-z])"), r"\\infty "),
+    (re.compile(r"^\s*(?:\\approx|=)\s*"), ""),  # `\\approx 3.14`, `= 5`
     (re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])"), r"\1 \\times 10^{\2}"),
     (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),
