@@ -28,6 +28,7 @@ from hero_service.state import (
     prune_jobs,
 )
 from hero_service.state import redis as redis_store
+from hero_service.state.base import Commit
 from hero_service.state.redis import RedisJobStore, redact
 
 if TYPE_CHECKING:
@@ -64,29 +65,35 @@ async def store(
 def folder(sigma: float, log: list[tuple[int, float]] | None = None) -> Any:
     """A compute() that folds one group's sigma and answers with the pre-call state."""
 
-    def compute(rec: JobRecord) -> tuple[RunningSigma, str]:
+    def compute(rec: JobRecord) -> Commit[None]:
         new = fold_sigmas(rec.running, [sigma], rec.config)
         if log is not None:
             log.append((rec.running.count, sigma))
         body = {"pre_count": rec.running.count, "pre": rec.running.sigma_bar, "sigma": sigma}
-        return new, json.dumps(body)
+        return Commit(new, json.dumps(body), None)
 
     return compute
 
 
+async def transact(store: JobStore, *args: Any) -> tuple[str, bool]:
+    """(stored text, replayed) of one transaction."""
+    out = await store.transact(*args)
+    return (out, True) if isinstance(out, str) else (out.stored, False)
+
+
 # -- the contract both stores keep ---------------------------------------------------------
 async def test_transact_replay_conflict(store: JobStore) -> None:
-    body, replayed = await store.transact("j", "r1", "d1", EMA, folder(0.5))
+    body, replayed = await transact(store, "j", "r1", "d1", EMA, folder(0.5))
     assert not replayed and json.loads(body)["pre_count"] == 0
-    again, replayed = await store.transact("j", "r1", "d1", EMA, folder(9.0))
+    again, replayed = await transact(store, "j", "r1", "d1", EMA, folder(9.0))
     assert replayed and again == body
     assert await store.lookup("j", "r1", "d1") == body
     assert await store.lookup("j", "nope", "d1") is None
     with pytest.raises(RequestIdConflict):
         await store.lookup("j", "r1", "other")
     with pytest.raises(RequestIdConflict):
-        await store.transact("j", "r1", "other", EMA, folder(1.0))
-    await store.transact("j", None, "d2", EMA, folder(0.25))
+        await transact(store, "j", "r1", "other", EMA, folder(1.0))
+    await transact(store, "j", None, "d2", EMA, folder(0.25))
     rec = await store.get("j")
     assert rec is not None and rec.running.count == 2
     assert rec.running == fold_sigmas(RunningSigma(0.5, 1), [0.25], EMA)  # exact
@@ -98,12 +105,12 @@ async def test_put_get_list_delete(store: JobStore) -> None:
     assert await store.get(rec.job_id) == rec  # floats round-trip exactly
     await store.put(JobRecord("b", RunningSigma(), EMA, 3.0, 3.0))
     assert [r.job_id for r in await store.list_jobs()] == ["a:b.c-1", "b"]
-    await store.transact("b", "r", "d", EMA, folder(1.0))
+    await transact(store, "b", "r", "d", EMA, folder(1.0))
     assert await store.delete("b") is True
     assert await store.delete("b") is False
     assert await store.get("b") is None
     # a reset job forgets its request ids: the same id is new again
-    _, replayed = await store.transact("b", "r", "d", EMA, folder(1.0))
+    _, replayed = await transact(store, "b", "r", "d", EMA, folder(1.0))
     assert not replayed
 
 
@@ -113,12 +120,12 @@ async def test_odd_ids_never_collide(store: JobStore) -> None:
     odd = "" if isinstance(store, SQLiteJobStore) else "\udcff"
     ids = ["a{b}", "a{b", "#61", "a", f"x{odd}"]
     for i, j in enumerate(ids):
-        await store.transact(j, f"r{{}}{odd}{i}", "d", EMA, folder(0.1 * (i + 1)))
+        await transact(store, j, f"r{{}}{odd}{i}", "d", EMA, folder(0.1 * (i + 1)))
     recs = {r.job_id: r for r in await store.list_jobs()}
     assert sorted(recs) == sorted(ids)
     for i, j in enumerate(ids):
         assert recs[j].running == RunningSigma(0.1 * (i + 1), 1)
-        _, replayed = await store.transact(j, f"r{{}}{odd}{i}", "d", EMA, folder(9.0))
+        _, replayed = await transact(store, j, f"r{{}}{odd}{i}", "d", EMA, folder(9.0))
         assert replayed
         assert await store.delete(j)
     assert await store.list_jobs() == []
@@ -142,7 +149,7 @@ async def test_two_instances_fold_atomically_in_commit_order(rserver: RedisServe
     for cfg, job in ((CUM, "cum"), (EMA, "ema")):
         log: list[tuple[int, float]] = []
         calls = [
-            (a if i % 2 else b).transact(job, f"r{i}", f"d{i}", cfg, folder(s, log))
+            transact(a if i % 2 else b, job, f"r{i}", f"d{i}", cfg, folder(s, log))
             for i, s in enumerate(sigmas)
         ]
         bodies = [json.loads(x) for x, _ in await asyncio.gather(*calls)]
@@ -179,9 +186,9 @@ async def test_commit_with_lost_reply_is_not_applied_twice(
         return out
 
     monkeypatch.setattr(Pipeline, "execute", execute_then_lose_reply)
-    body, replayed = await s.transact("j", "r1", "d", EMA, folder(0.5))
+    body, replayed = await transact(s, "j", "r1", "d", EMA, folder(0.5))
     assert not replayed and json.loads(body)["pre_count"] == 0
-    body, replayed = await s.transact("j", None, "d", EMA, folder(0.7))  # anonymous call
+    body, replayed = await transact(s, "j", None, "d", EMA, folder(0.7))  # anonymous call
     assert not replayed and json.loads(body)["pre_count"] == 1
     assert lost["n"] == 2
     rec = await s.get("j")
@@ -192,7 +199,7 @@ async def test_commit_with_lost_reply_is_not_applied_twice(
 async def test_idempotency_keys_expire(rserver: RedisServer) -> None:
     prefix = f"x{time.monotonic_ns()}:"
     s = RedisJobStore(rserver.url, idempotency_ttl_s=3600, prefix=prefix)
-    await s.transact("j", "r1", "d", EMA, folder(0.5))
+    await transact(s, "j", "r1", "d", EMA, folder(0.5))
     ttl = rserver.client().ttl(f"{prefix}{{j}}:req:r1")
     assert 3590 <= ttl <= 3600
     assert rserver.client().ttl(f"{prefix}{{j}}:job") == -1  # job state never expires
@@ -206,7 +213,7 @@ async def test_delete_forgets_many_request_ids(
     prefix = f"d{time.monotonic_ns()}:"
     s = RedisJobStore(rserver.url, prefix=prefix)
     for i in range(10):
-        await s.transact("j", f"r{i}", "d", EMA, folder(0.5))
+        await transact(s, "j", f"r{i}", "d", EMA, folder(0.5))
     assert await s.delete("j")
     assert rserver.client().keys(f"{prefix}*") == []
     await s.close()
@@ -217,18 +224,18 @@ async def test_outage_is_state_unavailable_then_recovers(
 ) -> None:
     rs = make_redis()
     s = RedisJobStore(rs.url, timeout_s=0.5)
-    await s.transact("j", "r1", "d", CUM, folder(0.5))
+    await transact(s, "j", "r1", "d", CUM, folder(0.5))
     rs.kill()  # SIGKILL: only the fsynced AOF survives
     t0 = time.monotonic()
     with pytest.raises(StateUnavailable, match=r"Redis at redis://127\.0\.0\.1"):
-        await s.transact("j", "r2", "d", CUM, folder(0.25))
+        await transact(s, "j", "r2", "d", CUM, folder(0.25))
     with pytest.raises(StateUnavailable):
         await s.get("j")
     assert time.monotonic() - t0 < 10  # fails fast, never hangs
     rs.start()  # same port and dir: the same client reconnects by itself
     rec = await s.get("j")
     assert rec is not None and rec.running == RunningSigma(0.5, 1)
-    await s.transact("j", "r2", "d", CUM, folder(0.25))
+    await transact(s, "j", "r2", "d", CUM, folder(0.25))
     rec = await s.get("j")
     assert rec is not None and rec.running == RunningSigma(0.375, 2)
     await s.close()

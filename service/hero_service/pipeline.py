@@ -1,18 +1,19 @@
 """Scoring a call end to end: limits -> verifier + RM (concurrently) -> HERO shaping
-inside the job store's transaction -> metrics."""
+inside the job store's transaction -> metrics. `score` returns the canonical result
+(result.py); the edges build their answers from it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from hero_client.schema import GroupIn, GroupResult, ShapingOverrides, Timings
 from hero_service.config import Settings
 from hero_service.errors import Conflict, InvalidInput, Overloaded
 from hero_service.metrics import Metrics
+from hero_service.result import Scored
 from hero_service.rm import RMInput, RMScorer
 from hero_service.shaping import (
     GroupShaping,
@@ -22,16 +23,8 @@ from hero_service.shaping import (
     shape_batch,
 )
 from hero_service.state import JobRecord, JobStore, RequestIdConflict
+from hero_service.state.base import Commit
 from hero_service.verify.rules import RuleVerifier, Verdict
-
-# render(results, sigma_bar, timings) -> response json stored for idempotent replay
-Render = Callable[[list[GroupResult], float, Timings], str]
-
-
-@dataclass(frozen=True)
-class Scored:
-    body: str
-    replayed: bool
 
 
 def check_text(value: str, field: str, limit: int) -> None:
@@ -115,7 +108,6 @@ class Pipeline:
         digest: str,
         overrides: ShapingOverrides | None,
         verifier: str | None,
-        render: Render,
     ) -> Scored:
         t0 = time.perf_counter()
         if request_id is not None:
@@ -125,7 +117,7 @@ class Pipeline:
                 raise Conflict(str(e), "request_id") from None
             if stored is not None:
                 self.metrics.replays.inc()
-                return Scored(stored, True)
+                return Scored.from_stored(stored)
         job_cfg, cfg = await self.resolve_config(job_id, overrides)
         vname = verifier or self.settings.verifier
 
@@ -156,9 +148,8 @@ class Pipeline:
             scores.append(flat[pos : pos + len(g.responses)])
             pos += len(g.responses)
         labels = [[v.label for v in vs] for vs in verdicts]
-        box: dict[str, Any] = {}
 
-        def compute(rec: JobRecord) -> tuple[RunningSigma, str]:
+        def compute(rec: JobRecord) -> Commit[tuple[Scored, list[GroupShaping]]]:
             ts = time.perf_counter()
             run_cfg = (
                 cfg
@@ -176,20 +167,21 @@ class Pipeline:
             ]
             timings.shaping_s = time.perf_counter() - ts
             timings.total_s = time.perf_counter() - t0
-            box.update(results=results, shaped=shaped, state=new_state)
-            return new_state, render(results, shaped[0].sigma_bar, timings)
+            scored = Scored(results, shaped[0].sigma_bar, timings)
+            return Commit(new_state, scored.stored(), (scored, shaped))
 
         try:
-            body, replayed = await self.store.transact(job_id, request_id, digest, job_cfg, compute)
+            out = await self.store.transact(job_id, request_id, digest, job_cfg, compute)
         except RequestIdConflict as e:
             raise Conflict(str(e), "request_id") from None
         except ShapingError as e:
             raise InvalidInput(e.message, e.field) from None
-        if replayed:
+        if isinstance(out, str):  # another call with this request id committed first
             self.metrics.replays.inc()
-        else:
-            self._observe(job_id, groups, verdicts, scores, box["shaped"], box["state"])
-        return Scored(body, replayed)
+            return Scored.from_stored(out)
+        scored, shaped = out.value
+        self._observe(job_id, groups, verdicts, scores, shaped, out.running)
+        return scored
 
     def _observe(
         self,

@@ -42,7 +42,6 @@ from starlette.requests import Request
 from hero_client.schema import (
     GroupIn,
     GroupResult,
-    ScoreGroupResponse,
     ShapingOverrides,
     Timings,
 )
@@ -57,6 +56,7 @@ from hero_service.errors import (
 )
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
+from hero_service.result import Scored
 from hero_service.state import payload_digest
 
 log = logging.getLogger("hero_service.api.barrier")
@@ -121,7 +121,8 @@ class SampleIn:
 class SampleOutcome:
     """A sample's answer: the whole scored group and where the sample sits in it."""
 
-    group: ScoreGroupResponse
+    group: GroupResult
+    timings: Timings
     position: int
     sample_index: int
     group_size: int
@@ -157,7 +158,7 @@ class _Group:
     shaping: ShapingOverrides | None
     verifier: str | None
     created: float
-    future: asyncio.Future[tuple[ScoreGroupResponse, bool]]
+    future: asyncio.Future[Scored]
     slots: dict[SlotKey, _Slot] = field(default_factory=dict)
     by_rid: dict[str, SlotKey] = field(default_factory=dict)
     positions: dict[SlotKey, int] = field(default_factory=dict)
@@ -389,7 +390,7 @@ class Barrier:
             if slot.anonymous and g.state == "open" and g.slots.get(slot.key) is slot:
                 self._withdraw(g, slot)
             raise
-        _, replayed = g.future.result()  # raises the scoring error, if any
+        replayed = g.future.result().replayed  # raises the scoring error, if any
         return self._outcome(g, slot, replayed, time.monotonic() - t0)
 
     def _withdraw(self, g: _Group, slot: _Slot) -> None:
@@ -411,16 +412,17 @@ class Barrier:
         g.future.cancel()
 
     def _outcome(self, g: _Group, slot: _Slot, replayed: bool, wait_s: float) -> SampleOutcome:
-        group, stored_replay = g.future.result()
+        scored = g.future.result()
         pos = g.positions[slot.key]
         return SampleOutcome(
-            group=group,
+            group=scored.groups[0],
+            timings=scored.timings,
             position=pos,
             sample_index=slot.sample_index if slot.sample_index is not None else pos,
             group_size=g.size,
             count=len(g.positions),
             partial=g.partial,
-            replayed=replayed or stored_replay,
+            replayed=replayed or scored.replayed,
             wait_s=wait_s,
         )
 
@@ -485,7 +487,7 @@ class Barrier:
         self.metrics.barrier_groups.labels("failed").inc()
         self.metrics.barrier_samples.labels("failed").inc(len(g.slots))
 
-    async def _run_pipeline(self, g: _Group, order: list[_Slot]) -> tuple[ScoreGroupResponse, bool]:
+    async def _run_pipeline(self, g: _Group, order: list[_Slot]) -> Scored:
         labels = [sl.label for sl in order]
         group = GroupIn(
             group_id=g.group_id,
@@ -504,21 +506,8 @@ class Barrier:
         }
         digest = payload_digest(json.dumps(payload, sort_keys=True, ensure_ascii=False))
         job_id = g.key[0]
-
-        def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
-            r = results[0]
-            return ScoreGroupResponse.model_construct(
-                **{k: getattr(r, k) for k in GroupResult.model_fields},
-                job_id=job_id,
-                request_id=rid,
-                replayed=False,
-                timings=timings,
-            ).model_dump_json()
-
         try:
-            out = await self.pipeline.score(
-                job_id, [group], rid, digest, g.shaping, g.verifier, render
-            )
+            return await self.pipeline.score(job_id, [group], rid, digest, g.shaping, g.verifier)
         except Conflict as e:
             if e.field != "request_id":
                 raise
@@ -527,7 +516,6 @@ class Barrier:
                 f"samples (for instance before a restart); its samples cannot be scored again",
                 "group_id",
             ) from None
-        return ScoreGroupResponse.model_validate_json(out.body), out.replayed
 
     # -- memory of scored groups ---------------------------------------------------------
     def _remember(self, g: _Group) -> None:

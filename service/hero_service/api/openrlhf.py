@@ -21,9 +21,7 @@ from hero_client.schema import (
     GroupIn,
     GroupResult,
     PresetName,
-    ScoreBatchResponse,
     ShapingOverrides,
-    Timings,
     VerifierName,
 )
 from hero_service.api.barrier import (
@@ -240,20 +238,15 @@ async def _score_whole(
         for ix in whole
     ]
 
-    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
-        return ScoreBatchResponse.model_construct(
-            job_id=job, sigma_bar=sigma_bar, groups=results, timings=timings
-        ).model_dump_json()
-
     digest = payload_digest("".join(g.model_dump_json() for g in groups))
     try:
-        out = await p.score(job, groups, None, digest, overrides, verifier, render)
+        out = await p.score(job, groups, None, digest, overrides, verifier)
     except InvalidInput:
         raise
     except ServiceError as e:
         log.warning("/get_reward: %d groups not scored (%s): %s", len(groups), e.kind, e.message)
         return
-    results = ScoreBatchResponse.model_validate_json(out.body).groups
+    results = out.groups
     for ix, g in zip(whole, results, strict=True):
         for pos, i in enumerate(ix):
             rows.put(i, g, pos, partial=False, count=len(ix))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +21,6 @@ from hero_client.schema import (
     ScoreGroupResponse,
     ServiceConfig,
     ShapingConfigOut,
-    Timings,
     VerifyRequest,
     VerifyResponse,
 )
@@ -41,14 +38,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _json(body: str, replayed: bool) -> Response:
-    if replayed:
-        data = json.loads(body)
-        data["replayed"] = True
-        body = json.dumps(data)
-    return Response(body, media_type="application/json")
-
-
 @router.post("/score_group", response_model=ScoreGroupResponse, responses=_ERRORS, tags=["scoring"])
 @router.post("/v1/score_group", response_model=ScoreGroupResponse, include_in_schema=False)
 async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
@@ -58,18 +47,6 @@ async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
         prompt=req.prompt, reference=req.reference, responses=req.responses, labels=req.labels
     )
     p.check_limits([group], lambda _: "")
-
-    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
-        r = results[0]
-        return ScoreGroupResponse.model_construct(
-            **{k: getattr(r, k) for k in GroupResult.model_fields if k != "group_id"},
-            group_id=None,
-            job_id=req.job_id,
-            request_id=req.request_id,
-            replayed=False,
-            timings=timings,
-        ).model_dump_json(exclude={"group_id"})
-
     out = await p.score(
         req.job_id,
         [group],
@@ -77,9 +54,17 @@ async def score_group(req: ScoreGroupRequest, request: Request) -> Response:
         payload_digest(req.model_dump_json()),
         req.shaping,
         req.verifier,
-        render,
     )
-    return _json(out.body, out.replayed)
+    r = out.groups[0]
+    body = ScoreGroupResponse.model_construct(
+        **{k: getattr(r, k) for k in GroupResult.model_fields if k != "group_id"},
+        group_id=None,
+        job_id=req.job_id,
+        request_id=req.request_id,
+        replayed=out.replayed,
+        timings=out.timings,
+    )
+    return _json(body.model_dump_json(exclude={"group_id"}))
 
 
 @router.post("/score_batch", response_model=ScoreBatchResponse, responses=_ERRORS, tags=["scoring"])
@@ -88,17 +73,6 @@ async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
     """Score many groups of one job in one call; they share the pre-call sigma_bar."""
     p = live_pipeline(request)
     p.check_limits(req.groups, lambda i: f"groups[{i}].")
-
-    def render(results: list[GroupResult], sigma_bar: float, timings: Timings) -> str:
-        return ScoreBatchResponse.model_construct(
-            job_id=req.job_id,
-            request_id=req.request_id,
-            replayed=False,
-            sigma_bar=sigma_bar,
-            groups=results,
-            timings=timings,
-        ).model_dump_json()
-
     out = await p.score(
         req.job_id,
         req.groups,
@@ -106,9 +80,20 @@ async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
         payload_digest(req.model_dump_json()),
         req.shaping,
         req.verifier,
-        render,
     )
-    return _json(out.body, out.replayed)
+    body = ScoreBatchResponse.model_construct(
+        job_id=req.job_id,
+        request_id=req.request_id,
+        replayed=out.replayed,
+        sigma_bar=out.sigma_bar,
+        groups=out.groups,
+        timings=out.timings,
+    )
+    return _json(body.model_dump_json())
+
+
+def _json(body: str) -> Response:
+    return Response(body, media_type="application/json")
 
 
 @router.post("/verify", response_model=VerifyResponse, responses=_ERRORS, tags=["debug"])

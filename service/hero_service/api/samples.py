@@ -96,5 +96,5 @@ def _sample_response(
         partial=out.partial,
         replayed=out.replayed,
         wait_s=out.wait_s,
-        timings=g.timings,
+        timings=out.timings,
     )

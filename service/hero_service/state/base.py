@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from hero_service.shaping import RunningSigma, ShapingConfig
 
@@ -32,9 +32,21 @@ class JobRecord:
     updated_at: float
 
 
-# compute(record) -> (new running sigma, response json); runs inside the store's
-# transaction, so it must be pure and fast.
-Compute = Callable[[JobRecord], tuple[RunningSigma, str]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Commit(Generic[T]):
+    """What a transaction's compute step produces: the job's new running sigma, the text a
+    replay of the request id gets back, and a value handed back to the caller."""
+
+    running: RunningSigma
+    stored: str
+    value: T
+
+
+# compute(record) -> Commit; runs inside the store's transaction, so it must be pure and fast.
+Compute = Callable[[JobRecord], Commit[T]]
 
 
 def payload_digest(raw: bytes | str) -> str:
@@ -53,11 +65,11 @@ class JobStore(Protocol):
         request_id: str | None,
         digest: str,
         init_config: ShapingConfig,
-        compute: Compute,
-    ) -> tuple[str, bool]:
+        compute: Compute[T],
+    ) -> Commit[T] | str:
         """Atomically: replay a seen request id, or run compute on the job's record
-        (created with init_config if new), save the new state and the response.
-        Returns (response json, replayed)."""
+        (created with init_config if new), save the new state and the stored text.
+        Returns compute's Commit, or the stored text of a seen request id."""
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 

@@ -40,7 +40,7 @@ from redis.retry import Retry
 
 from hero_service.errors import StateUnavailable
 from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, check_replay
+from hero_service.state.base import Commit, Compute, JobRecord, check_replay
 
 T = TypeVar("T")
 
@@ -179,8 +179,8 @@ class RedisJobStore:
         request_id: str | None,
         digest: str,
         init_config: ShapingConfig,
-        compute: Compute,
-    ) -> tuple[str, bool]:
+        compute: Compute[T],
+    ) -> Commit[T] | str:
         async with self._job_lock(job_id):
             return await self._guard(
                 self._transact(job_id, request_id, digest, init_config, compute)
@@ -192,8 +192,8 @@ class RedisJobStore:
         request_id: str | None,
         digest: str,
         init: ShapingConfig,
-        compute: Compute,
-    ) -> tuple[str, bool]:
+        compute: Compute[T],
+    ) -> Commit[T] | str:
         jk, ik = self._job(job_id), self._reqs(job_id)
         # An anonymous call still gets a private marker, so that a retry after a lost
         # EXEC reply can tell whether its own attempt committed (never folds in twice).
@@ -202,7 +202,7 @@ class RedisJobStore:
             if request_id is not None
             else self._txn(job_id, uuid.uuid4().hex)
         )
-        sent: str | None = None  # the response of the last attempt sent to EXEC
+        sent: Commit[T] | None = None  # the last attempt sent to EXEC
         deadline = time.monotonic() + self._budget
         attempt = 0
         while True:
@@ -213,10 +213,10 @@ class RedisJobStore:
                     if stored is not None:
                         if request_id is None:
                             assert sent is not None
-                            return sent, False  # our own attempt committed
+                            return sent  # our own attempt committed
                         response = self._split(stored, request_id, digest)
                         # our own commit whose reply was lost is not a replay
-                        return response, response != sent
+                        return sent if sent is not None and response == sent.stored else response
                     raw = await pipe.hgetall(jk)
                     now = time.time()
                     rec = (
@@ -224,7 +224,8 @@ class RedisJobStore:
                         if raw
                         else JobRecord(job_id, RunningSigma(), init, now, now)
                     )
-                    running, response = compute(rec)
+                    commit = compute(rec)
+                    running, response = commit.running, commit.stored
                     new = JobRecord(job_id, running, rec.config, rec.created_at, now)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(jk, mapping=_encode(new))
@@ -236,10 +237,10 @@ class RedisJobStore:
                             pipe.zremrangebyscore(ik, "-inf", now - self._ttl)
                     else:
                         pipe.set(rk, "1", ex=_ANON_TTL_S)
-                    sent = response
+                    sent = commit
                     await pipe.execute()
                     self._commits += 1
-                    return response, False
+                    return commit
                 except WatchError:
                     # another replica committed to this job (or the connection dropped
                     # while watching): re-read and recompute

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, check_replay
+from hero_service.state.base import Commit, Compute, JobRecord, T, check_replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -71,8 +71,8 @@ class SQLiteJobStore:
         request_id: str | None,
         digest: str,
         init: ShapingConfig,
-        compute: Compute,
-    ) -> tuple[str, bool]:
+        compute: Compute[T],
+    ) -> Commit[T] | str:
         with self._lock:
             c = self._conn
             c.execute("BEGIN IMMEDIATE")
@@ -84,7 +84,7 @@ class SQLiteJobStore:
                     ).fetchone()
                     if row is not None:
                         c.execute("ROLLBACK")
-                        return check_replay(request_id, row[0], digest, str(row[1])), True
+                        return check_replay(request_id, row[0], digest, str(row[1]))
                 now = time.time()
                 row = c.execute(
                     "SELECT job_id, sigma_bar, count, config, created_at, updated_at "
@@ -92,7 +92,8 @@ class SQLiteJobStore:
                     (job_id,),
                 ).fetchone()
                 rec = _record(row) if row else JobRecord(job_id, RunningSigma(), init, now, now)
-                running, response = compute(rec)
+                commit = compute(rec)
+                running, response = commit.running, commit.stored
                 c.execute(
                     "INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job_id) DO UPDATE SET "
                     "sigma_bar=excluded.sigma_bar, count=excluded.count, "
@@ -119,7 +120,7 @@ class SQLiteJobStore:
             self._writes += 1
             if self._writes % 1000 == 0:
                 c.execute("DELETE FROM requests WHERE created_at < ?", (now - self._ttl,))
-            return response, False
+            return commit
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -139,8 +140,8 @@ class SQLiteJobStore:
         request_id: str | None,
         digest: str,
         init_config: ShapingConfig,
-        compute: Compute,
-    ) -> tuple[str, bool]:
+        compute: Compute[T],
+    ) -> Commit[T] | str:
         return await asyncio.to_thread(
             self._transact, job_id, request_id, digest, init_config, compute
         )
