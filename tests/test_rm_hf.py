@@ -332,7 +332,7 @@ def test_system_prompt_goes_first_in_the_template_and_changes_the_score(qwen_dir
 
 
 def test_system_prompt_without_a_chat_template_is_refused(plain_dir: str) -> None:
-    from hero_service.rm.remote import ChatTokenizer
+    from hero_service.rm.tokenize import ChatTokenizer
 
     with pytest.raises(ValueError, match=r"rm_system_prompt.*no chat template"):
         HFRewardModel(plain_dir, system_prompt=ACEMATH_SYSTEM)
@@ -341,7 +341,7 @@ def test_system_prompt_without_a_chat_template_is_refused(plain_dir: str) -> Non
 
 
 def test_remote_tokenizer_renders_the_same_system_turn(qwen_dir: str) -> None:
-    from hero_service.rm.remote import ChatTokenizer
+    from hero_service.rm.tokenize import ChatTokenizer
 
     hf = HFRewardModel(qwen_dir, system_prompt=ACEMATH_SYSTEM)
     remote = ChatTokenizer(qwen_dir, system_prompt=ACEMATH_SYSTEM)

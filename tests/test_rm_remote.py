@@ -36,7 +36,8 @@ from hero_service.metrics import Metrics
 from hero_service.rm import build_scorer
 from hero_service.rm.base import RMInput
 from hero_service.rm.hf import HFRewardModel
-from hero_service.rm.remote import ChatTokenizer, RemoteConfig, RemoteScorer
+from hero_service.rm.remote import RemoteConfig, RemoteScorer
+from hero_service.rm.tokenize import ChatTokenizer
 
 TOL = 1e-4
 MAX_LEN = 48  # small, so one test pair needs truncation
@@ -562,7 +563,7 @@ def test_service_rm_score_through_remote(
 def test_server_added_specials_are_stripped_for_tei() -> None:
     """A BERT-family tokenizer (TEI's use case): [CLS] .. [SEP] are left to the server."""
     from hero_service.rm.embedded import model_path
-    from hero_service.rm.remote import _split_specials
+    from hero_service.rm.tokenize import _split_specials
 
     tok = ChatTokenizer(model_path(), 256)
     assert not tok.has_template and tok.bos_id is None

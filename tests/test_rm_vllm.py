@@ -37,7 +37,8 @@ from hero_service.metrics import Metrics  # noqa: E402
 from hero_service.rm import build_scorer  # noqa: E402
 from hero_service.rm.base import RMInput  # noqa: E402
 from hero_service.rm.hf import HFRewardModel  # noqa: E402
-from hero_service.rm.remote import ChatTokenizer, RemoteConfig, RemoteScorer  # noqa: E402
+from hero_service.rm.remote import RemoteConfig, RemoteScorer  # noqa: E402
+from hero_service.rm.tokenize import ChatTokenizer  # noqa: E402
 from hero_service.rm.vllm import VLLMScorer  # noqa: E402
 
 TOL = 1e-4

@@ -16,6 +16,7 @@ from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
+from tests.faults import alive_workers, crash_task, worker_pids
 
 DATA = Path(__file__).parent / "data"
 ADVERSARIAL = [json.loads(x) for x in (DATA / "adversarial.jsonl").read_text().splitlines() if x]
@@ -30,10 +31,10 @@ async def _pool(deadline: float = 3.0, workers: int = 2) -> VerifierPool:
 async def _wait_full(pool: VerifierPool, n: int) -> int:
     for _ in range(200):
         await pool.run(worker.ping)
-        if pool.alive_workers() == n:
+        if alive_workers(pool) == n:
             break
         await asyncio.sleep(0.05)
-    return pool.alive_workers()
+    return alive_workers(pool)
 
 
 def test_corpus_is_big_enough() -> None:
@@ -66,11 +67,11 @@ async def test_adversarial_corpus_never_correct_and_pool_survives() -> None:
 async def test_hang_is_killed_at_the_deadline_and_replaced() -> None:
     pool = await _pool(deadline=1.0)
     try:
-        before = set(pool.worker_pids())
-        kind, _ = await pool.run(worker.crash_task, "hang")
+        before = set(worker_pids(pool))
+        kind, _ = await pool.run(crash_task, "hang")
         assert kind == "timeout"
         assert await _wait_full(pool, 2) == 2
-        assert set(pool.worker_pids()) != before
+        assert set(worker_pids(pool)) != before
         assert await pool.run(worker.ping) == ("ok", pytest.approx(0, abs=10**9))
     finally:
         pool.close()
@@ -79,9 +80,9 @@ async def test_hang_is_killed_at_the_deadline_and_replaced() -> None:
 async def test_worker_killed_mid_task_gives_error_and_pool_refills() -> None:
     pool = await _pool(deadline=30.0)
     try:
-        task = asyncio.create_task(pool.run(worker.crash_task, "hang"))
+        task = asyncio.create_task(pool.run(crash_task, "hang"))
         await asyncio.sleep(0.5)
-        busy = [p for p in pool.worker_pids() if _cpu_busy(p)]
+        busy = [p for p in worker_pids(pool) if _cpu_busy(p)]
         assert busy, "no worker is running the task"
         os.kill(busy[0], signal.SIGKILL)
         kind, msg = await asyncio.wait_for(task, 20)
@@ -94,9 +95,9 @@ async def test_worker_killed_mid_task_gives_error_and_pool_refills() -> None:
 async def test_self_sigkill_and_memory_bomb_are_errors() -> None:
     pool = await _pool(deadline=10.0)
     try:
-        assert (await pool.run(worker.crash_task, "sigkill"))[0] == "error"
-        assert (await pool.run(worker.crash_task, "memory"))[0] == "error"
-        assert (await pool.run(worker.crash_task, "raise"))[0] == "error"
+        assert (await pool.run(crash_task, "sigkill"))[0] == "error"
+        assert (await pool.run(crash_task, "memory"))[0] == "error"
+        assert (await pool.run(crash_task, "raise"))[0] == "error"
         assert await _wait_full(pool, 2) == 2
     finally:
         pool.close()

@@ -208,14 +208,6 @@ class Barrier:
         metrics.barrier_open_groups.set_function(lambda: self._n_open)
         metrics.barrier_pending_samples.set_function(lambda: self._n_pending)
 
-    @property
-    def open_groups(self) -> int:
-        return self._n_open
-
-    @property
-    def pending_samples(self) -> int:
-        return self._n_pending
-
     # -- intake --------------------------------------------------------------------------
     async def submit(self, s: SampleIn, gone: Gone | None = None) -> SampleOutcome:
         """Add a sample and wait for its group's result (raises the group's error)."""

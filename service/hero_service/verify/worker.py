@@ -126,16 +126,3 @@ def math_verify_task(reference: str, answer: str, timeout: int) -> str:
     if ok:
         return "correct"
     return "timeout" if _TimeoutFlag.hit else "incorrect"
-
-
-def crash_task(kind: str) -> str:
-    """Fault injection for tests: misbehave on purpose inside a worker."""
-    if kind == "sigkill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if kind == "hang":
-        while True:
-            pass
-    if kind == "memory":
-        blob = bytearray(10 * 1024**3)
-        return str(len(blob))
-    raise RuntimeError("injected failure")
