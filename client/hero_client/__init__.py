@@ -13,7 +13,7 @@ the server).
 
 from hero_client import schema
 from hero_client._async import AsyncHeroClient
-from hero_client._base import NO_RETRY, Call, RetryPolicy
+from hero_client._base import Call
 from hero_client._exceptions import (
     AuthenticationError,
     BackendError,
@@ -34,6 +34,7 @@ from hero_client._exceptions import (
     UnprocessableError,
 )
 from hero_client._sync import HeroClient
+from hero_client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "NO_RETRY",

@@ -13,9 +13,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 
 from hero_client import _base as b
 from hero_client import schema as s
-from hero_client._base import Call, RetryPolicy, Shaping
+from hero_client._base import Call, Shaping
 from hero_client._exceptions import HeroError, HeroTimeoutError
 from hero_client._sync import USER_AGENT, log_retry
+from hero_client.retry import NO_RETRY, RetryPolicy
 
 T = TypeVar("T")
 
@@ -270,7 +271,7 @@ class AsyncHeroClient:
         last: BaseException | None = None
         while True:
             try:
-                r = await self.send(b.ready(), b.NO_RETRY)
+                r = await self.send(b.ready(), NO_RETRY)
                 if r.ready:
                     return r
             except HeroError as e:

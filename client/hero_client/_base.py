@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
-import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +13,6 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from tenacity import RetryCallState
 
 from hero_client import schema as s
 from hero_client._exceptions import (
@@ -28,6 +24,7 @@ from hero_client._exceptions import (
     InvalidArgumentError,
     error_for_status,
 )
+from hero_client.retry import parse_retry_after
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -35,43 +32,6 @@ DEFAULT_TIMEOUT = 60.0
 # A per-sample call waits for its group: allow the deadline plus this much for scoring.
 SAMPLE_TIMEOUT_MARGIN_S = 30.0
 Shaping = s.ShapingOverrides | Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to retry. Retries are safe: scoring calls carry a request id
-    generated once per logical call, so the server replays instead of scoring twice."""
-
-    max_attempts: int = 6
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
-    jitter_s: float = 0.5
-    max_elapsed_s: float = 600.0
-    retry_after_max_s: float = 120.0
-    retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-
-    def retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, HeroConnectionError):
-            return True
-        return isinstance(exc, HeroAPIError) and exc.status_code in self.retry_statuses
-
-    def wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with jitter, at least the server's Retry-After."""
-        n = max(state.attempt_number - 1, 0)
-        backoff = min(self.backoff_initial_s * (2.0**n), self.backoff_max_s)
-        backoff += random.uniform(0, self.jitter_s)
-        exc = state.outcome.exception() if state.outcome is not None else None
-        after = getattr(exc, "retry_after", None)
-        if isinstance(after, (int, float)) and after > 0:
-            backoff = max(backoff, min(float(after), self.retry_after_max_s))
-        return backoff
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 @dataclass(frozen=True)
@@ -115,21 +75,6 @@ def _body(m: BaseModel) -> Any:
     return m.model_dump(mode="json", exclude_none=True)
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def api_error(resp: httpx.Response) -> HeroAPIError:
     text = resp.text
     kind = message = fld = None
@@ -151,7 +96,7 @@ def api_error(resp: httpx.Response) -> HeroAPIError:
         fld,
         details,
         text,
-        _retry_after(resp),
+        parse_retry_after(resp),
     )
 
 

@@ -13,8 +13,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from hero_client import _base as b
 from hero_client import schema as s
-from hero_client._base import Call, RetryPolicy, Shaping
+from hero_client._base import Call, Shaping
 from hero_client._exceptions import HeroError, HeroTimeoutError
+from hero_client.retry import NO_RETRY, RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("hero_client")
@@ -280,7 +281,7 @@ class HeroClient:
         last: BaseException | None = None
         while True:
             try:
-                r = self.send(b.ready(), b.NO_RETRY)
+                r = self.send(b.ready(), NO_RETRY)
                 if r.ready:
                     return r
             except HeroError as e:

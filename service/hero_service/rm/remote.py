@@ -37,9 +37,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from hero_client.retry import parse_retry_after
 from hero_service.errors import BackendError, Overloaded
 from hero_service.metrics import Metrics
 from hero_service.rm.base import Prepared, RMInput, RMResult
+from hero_service.rm.remote_wire import parse_scores
 from hero_service.rm.tokenize import ChatTokenizer
 
 if TYPE_CHECKING:
@@ -346,74 +348,14 @@ class RemoteScorer:
         if r.status_code in RETRY_STATUS:
             errors.labels(f"remote_{r.status_code}").inc()
             raise _Retryable(
-                f"HTTP {r.status_code}: {r.text[:200]}", r.status_code, _retry_after(r)
+                f"HTTP {r.status_code}: {r.text[:200]}", r.status_code, parse_retry_after(r)
             )
         if r.status_code != 200:
             errors.labels("remote_http").inc()
             raise BackendError(f"remote reward model returned HTTP {r.status_code}: {r.text[:300]}")
         try:
-            scores = self._parse(r.json(), n)
+            scores = parse_scores(self.cfg.api, r.json(), n)
         except (ValueError, KeyError, TypeError, IndexError) as e:
             errors.labels("remote_bad_response").inc()
             raise BackendError(f"unexpected response from remote reward model: {e}") from None
         return scores
-
-    def _parse(self, data: Any, n: int) -> list[float]:
-        if self.cfg.api == "tei":
-            rows = data
-            if not isinstance(rows, list) or len(rows) != n:
-                raise ValueError(f"expected a list of {n} predictions")
-            # one label per input: [{score,label}] (or [[{score,label}]] for some versions)
-            out = [float(_first(row)["score"]) for row in rows]
-        else:
-            items = sorted(data["data"], key=lambda d: int(d.get("index", 0)))
-            if len(items) != n:
-                raise ValueError(f"expected {n} results, got {len(items)}")
-            if self.cfg.api == "vllm_classify":
-                out = [_one_label(d["probs"]) for d in items]
-            else:
-                out = [_pooled(d["data"]) for d in items]
-        for s in out:
-            if s != s or s in (float("inf"), float("-inf")):
-                raise ValueError(f"non-finite score {s}")
-        return out
-
-
-def _first(row: Any) -> Any:
-    while isinstance(row, list):
-        if len(row) != 1:
-            raise ValueError(f"expected one label per input, got {len(row)}")
-        row = row[0]
-    return row
-
-
-def _one_label(probs: Any) -> float:
-    """`/classify`: `probs` of a one-label classifier is `[x]`."""
-    if not isinstance(probs, list) or len(probs) != 1:
-        raise ValueError(f"expected one label, got probs={str(probs)[:80]}")
-    return float(probs[0])
-
-
-def _pooled(data: Any) -> float:
-    """`/pooling`: `[x]` (sequence classifier) or per-token `[[x], ...]` / `[x, ...]`
-    (token reward model): the last token's value."""
-    if not isinstance(data, list):
-        return float(data)
-    if not data:
-        raise ValueError("empty pooling output")
-    last = data[-1]
-    if isinstance(last, list):
-        if len(last) != 1:
-            raise ValueError(f"expected one label per token, got {len(last)}")
-        return float(last[0])
-    return float(last)
-
-
-def _retry_after(r: httpx.Response) -> float | None:
-    v = r.headers.get("retry-after")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None
