@@ -1,4 +1,5 @@
-"""Shared fixtures: a real `hero serve` process on loopback."""
+"""Shared fixtures: the service in-process (`app`, `http`: the fast tier) and a real
+`hero serve` process on loopback (`server`, `server_http`: slow tests only)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from hero_service.config import Settings
+from tests.inproc import InProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,6 +91,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def http(server: Server) -> Iterator[httpx.Client]:
+def server_http(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    """The service in this process (the defaults of `hero serve`, one torch thread)."""
+    state = tmp_path_factory.mktemp("app") / "state.sqlite3"
+    proc = InProcess(Settings(state_path=str(state), torch_threads=1))
+    yield proc
+    proc.close()
+
+
+@pytest.fixture
+def http(app: InProcess) -> Iterator[httpx.Client]:
+    with app.client(timeout=60) as c:
+        yield c
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs a server process must be marked slow (the fast tier has none)."""
+    for item in items:
+        uses = {"server", "server_http"} & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {sorted(uses)}: mark it slow")

@@ -32,6 +32,8 @@ from hero_client.adapters.trl import make_hero_reward
 from hero_client.schema import GET_REWARD_LOG_KEYS
 from tests.conftest import Server
 
+pytestmark = pytest.mark.slow  # trainers against a server process
+
 
 def job() -> str:
     return "a-" + uuid.uuid4().hex[:12]

@@ -179,6 +179,7 @@ def test_running_mean_params_fixed_per_job(http: httpx.Client) -> None:
     assert r.status_code == 409 and r.json()["field"] == "shaping.momentum"
 
 
+@pytest.mark.slow  # restarts a server process
 def test_state_survives_restart(tmp_path) -> None:
     s: Server = start_server(tmp_path)
     try:

@@ -1,4 +1,5 @@
-"""The group barrier (/score_sample) and OpenRLHF's /get_reward, against real servers."""
+"""The group barrier (/score_sample) and OpenRLHF's /get_reward: in-process (`app`), and
+against real server processes for disconnects, load and limits (slow)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from hero_client import AsyncHeroClient, HeroClient
+from hero_client import AsyncHeroClient
 from hero_client.schema import GET_REWARD_LOG_KEYS, ScoreSampleResponse
 from tests.conftest import Server, start_server
+from tests.inproc import InProcess
 
 RESPONSES = [
     "1/2 = 2/4, so the answer is \\boxed{\\frac{3}{4}}",
@@ -40,8 +42,16 @@ def sample(j: str, gid: str, i: int | None, resp: str, size: int, **kw: Any) -> 
     return body
 
 
-async def post_all(url: str, bodies: list[dict[str, Any]], path: str = "/score_sample") -> list:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as c:
+def _client(to: Server | InProcess, timeout: float = 60) -> httpx.AsyncClient:
+    if isinstance(to, InProcess):
+        return to.async_client(timeout=timeout)
+    return httpx.AsyncClient(base_url=to.url, timeout=timeout)
+
+
+async def post_all(
+    to: Server | InProcess, bodies: list[dict[str, Any]], path: str = "/score_sample"
+) -> list:
+    async with _client(to, 120) as c:
         return list(await asyncio.gather(*(c.post(path, json=b) for b in bodies)))
 
 
@@ -52,13 +62,13 @@ def metric(url: str, name: str) -> float:
 
 
 # -- the barrier equals the whole group --------------------------------------------------
-async def test_barrier_group_equals_whole_group(server: Server, http: httpx.Client) -> None:
+async def test_barrier_group_equals_whole_group(app: InProcess, http: httpx.Client) -> None:
     a, b = job(), job()
     n = len(RESPONSES)
     order = list(range(n))
     random.Random(1).shuffle(order)  # arrival order must not matter with sample_index
     bodies = [sample(a, "g1", i, RESPONSES[i], n, label=int(i in (0, 1, 3, 5))) for i in order]
-    resps = await post_all(server.url, bodies)
+    resps = await post_all(app, bodies)
     assert all(r.status_code == 200 for r in resps), [r.text for r in resps]
     got = {r.json()["sample_index"]: ScoreSampleResponse.model_validate(r.json()) for r in resps}
     whole = http.post(
@@ -79,15 +89,15 @@ async def test_barrier_group_equals_whole_group(server: Server, http: httpx.Clie
 
 
 # -- deadline, late samples, retries -----------------------------------------------------
-async def test_deadline_partial_group_late_sample_and_replay(server: Server) -> None:
+async def test_deadline_partial_group_late_sample_and_replay(app: InProcess) -> None:
     j = job()
     bodies = [sample(j, "g", i, RESPONSES[i], 4, deadline_s=1.0) for i in (0, 2)]
-    resps = await post_all(server.url, bodies)
+    resps = await post_all(app, bodies)
     out = [ScoreSampleResponse.model_validate(r.json()) for r in resps]
     assert [o.partial for o in out] == [True, True]
     assert [o.group_count for o in out] == [2, 2] and [o.position for o in out] == [0, 1]
     assert out[0].sample_index == 0 and out[1].sample_index == 2
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+    async with app.async_client(timeout=60) as c:
         late = await c.post("/score_sample", json=sample(j, "g", 3, RESPONSES[3], 4))
         assert late.status_code == 409 and late.json()["field"] == "group_id"
         assert "already scored" in late.json()["message"] and "partial" in late.json()["message"]
@@ -99,7 +109,9 @@ async def test_deadline_partial_group_late_sample_and_replay(server: Server) -> 
         assert (await c.get(f"/jobs/{j}")).json()["count"] == 1
 
 
-async def test_retry_joins_waiting_sample_and_duplicates_are_kept(server: Server) -> None:
+async def test_retry_joins_waiting_sample_and_duplicates_are_kept(
+    app: InProcess, http: httpx.Client
+) -> None:
     j = job()
     same = "\\boxed{0.75}"
     bodies = [
@@ -108,18 +120,18 @@ async def test_retry_joins_waiting_sample_and_duplicates_are_kept(server: Server
         sample(j, "g", None, same, 3),  # identical text, another sample
         sample(j, "g", None, same, 3),
     ]
-    resps = await post_all(server.url, bodies)
+    resps = await post_all(app, bodies)
     out = [r.json() for r in resps]
     assert all(r.status_code == 200 for r in resps)
     assert {o["group_count"] for o in out} == {3}  # r1 counted once, duplicates kept
     assert out[0]["position"] == out[1]["position"] and out[0]["reward"] == out[1]["reward"]
     assert sorted({o["position"] for o in out}) == [0, 1, 2]
-    assert httpx.get(f"{server.url}/jobs/{j}").json()["count"] == 1
+    assert http.get(f"/jobs/{j}").json()["count"] == 1
 
 
-async def test_bad_samples_get_clear_errors(server: Server) -> None:
+async def test_bad_samples_get_clear_errors(app: InProcess) -> None:
     j = job()
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+    async with app.async_client(timeout=60) as c:
         r = await c.post("/score_sample", json=sample(j, "g", 5, "x", 4))
         assert r.status_code == 422 and r.json()["field"] == "sample_index"
         r = await c.post("/score_sample", json=sample(j, "g", 0, "x", 5000))
@@ -136,6 +148,7 @@ async def test_bad_samples_get_clear_errors(server: Server) -> None:
         assert (await first).json()["partial"] is True
 
 
+@pytest.mark.slow  # a real socket closed mid-request
 def test_disconnected_anonymous_sample_is_withdrawn(server: Server) -> None:
     j = job()
     before = metric(server.url, 'hero_barrier_samples_total{outcome="withdrawn"}')
@@ -147,11 +160,12 @@ def test_disconnected_anonymous_sample_is_withdrawn(server: Server) -> None:
         time.sleep(0.1)
     else:
         pytest.fail("the abandoned sample was not withdrawn")
-    resps = asyncio.run(post_all(server.url, [sample(j, "g", None, t, 2) for t in "bc"]))
+    resps = asyncio.run(post_all(server, [sample(j, "g", None, t, 2) for t in "bc"]))
     assert [r.json()["group_count"] for r in resps] == [2, 2]  # the retry did not count twice
 
 
 # -- 1000 interleaved groups from 32 concurrent clients ---------------------------------
+@pytest.mark.slow  # load
 async def test_thousand_interleaved_groups_from_32_clients(server: Server) -> None:
     j = job()
     rng = random.Random(7)
@@ -220,6 +234,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
+@pytest.mark.slow  # its own server process
 async def test_open_group_limit_is_429(small_server: Server) -> None:
     j = job()
     async with httpx.AsyncClient(base_url=small_server.url, timeout=60) as c:
@@ -249,7 +264,7 @@ def _check_openrlhf_shape(body: dict[str, Any], n: int) -> None:
         assert len(v) == n and all(isinstance(x, (int, float)) for x in v)
 
 
-def test_get_reward_batch_groups_by_prompt(server: Server, http: httpx.Client) -> None:
+def test_get_reward_batch_groups_by_prompt(http: httpx.Client) -> None:
     j = job()
     p1, p2 = "<|user|>What is 2+2?<|assistant|>", "<|user|>What is 3+3?<|assistant|>"
     r1 = ["so \\boxed{4}", "\\boxed{5}", "\\boxed{4}"]
@@ -284,12 +299,12 @@ def test_get_reward_batch_groups_by_prompt(server: Server, http: httpx.Client) -
     assert body["rewards"] == pytest.approx(want)
 
 
-async def test_get_reward_single_samples_use_the_barrier(server: Server) -> None:
+async def test_get_reward_single_samples_use_the_barrier(app: InProcess) -> None:
     j = job()
     prompt = "<|user|>What is 2+2? The answer is not \\boxed{5}.<|assistant|>"
     resps = ["\\boxed{4}", "\\boxed{5}", "\\boxed{4}", "no"]
     bodies = [{"query": [prompt + t], "prompts": [prompt], "labels": [4]} for t in resps]
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+    async with app.async_client(timeout=60) as c:
         url = f"/get_reward?job_id={j}&group_size=4"
         out = await asyncio.gather(*(c.post(url, json=b) for b in bodies))
         got = [o.json() for o in out]
@@ -339,8 +354,8 @@ def test_get_reward_rejects_what_would_train_on_garbage(http: httpx.Client) -> N
     assert r.status_code == 422 and r.json()["field"] == "group_size"
 
 
-def test_client_get_reward_matches_openrlhf_request(server: Server) -> None:
+def test_client_get_reward_matches_openrlhf_request(app: InProcess) -> None:
     """The sync client sends exactly OpenRLHF's body; answers parse as the typed model."""
-    with HeroClient(server.url) as c:
+    with app.hero() as c:
         r = c.get_reward(["P \\boxed{1}", "P \\boxed{2}"], ["P", "P"], ["1", "1"], job_id=job())
     assert r.rewards[0] > r.rewards[1] and r.scores == [1.0, 0.0]

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from hero_service.config import Settings
+
+pytestmark = pytest.mark.slow  # `hero` subprocesses
 
 
 def _hero(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

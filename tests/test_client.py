@@ -34,6 +34,7 @@ from hero_client import (
 )
 from hero_client.schema import JobState, ScoreGroupResponse
 from tests.conftest import REPO, Server, free_port
+from tests.inproc import InProcess
 
 GROUP = {
     "prompt": "What is 1/2 + 1/4?",
@@ -69,6 +70,7 @@ print("OK", sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "hero_
 """
 
 
+@pytest.mark.slow  # subprocesses
 def test_client_imports_without_torch_or_server(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "client")}
     out = subprocess.run(
@@ -78,6 +80,7 @@ def test_client_imports_without_torch_or_server(tmp_path: Path) -> None:
     assert out.stdout.decode().strip() == "OK []"
 
 
+@pytest.mark.slow  # subprocesses
 def test_client_wheel_builds_alone(tmp_path: Path) -> None:
     """`pip install ./client` needs nothing of the server: the wheel holds hero_client
     only and depends on httpx, pydantic and tenacity only."""
@@ -109,8 +112,8 @@ def test_client_wheel_builds_alone(tmp_path: Path) -> None:
 
 
 # -- against a real server ----------------------------------------------------------------
-def test_sync_client_every_endpoint(server: Server) -> None:
-    with HeroClient(server.url) as c:
+def test_sync_client_every_endpoint(app: InProcess) -> None:
+    with app.hero() as c:
         assert c.health().status == "ok"
         assert c.ready().ready is True
         j = job()
@@ -141,8 +144,8 @@ def test_sync_client_every_endpoint(server: Server) -> None:
             c.score_group(j, reference="1", responses=[])  # caught before sending
 
 
-async def test_async_client_sample_and_get_reward(server: Server) -> None:
-    async with AsyncHeroClient(server.url) as c:
+async def test_async_client_sample_and_get_reward(app: InProcess) -> None:
+    async with app.async_hero() as c:
         j = job()
         outs = await asyncio.gather(
             *(
@@ -333,6 +336,7 @@ def proxy(server: Server) -> Iterator[FaultProxy]:
         yield p
 
 
+@pytest.mark.slow  # faults, a server process
 def test_sync_client_survives_faults_without_double_counting(proxy: FaultProxy) -> None:
     j = job()
     n = 12
@@ -347,6 +351,7 @@ def test_sync_client_survives_faults_without_double_counting(proxy: FaultProxy) 
     assert all(proxy.attempts[o.request_id or ""] == 3 for o in outs)
 
 
+@pytest.mark.slow  # faults, a server process
 async def test_async_barrier_survives_faults_without_double_counting(proxy: FaultProxy) -> None:
     j = job()
     groups, size = 6, 3

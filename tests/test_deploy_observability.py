@@ -96,6 +96,7 @@ def test_rules_cover_the_issue() -> None:
 
 
 @needs_promtool
+@pytest.mark.slow  # promtool subprocesses
 def test_promtool_checks_config_and_rules() -> None:
     assert PROMTOOL is not None
     for args in (
@@ -166,6 +167,7 @@ def test_dashboard_queries_use_real_metrics() -> None:
 
 
 @needs_promtool
+@pytest.mark.slow  # promtool subprocesses
 def test_dashboard_queries_parse(tmp_path: Path) -> None:
     """Every panel query is valid PromQL: promtool parses them as recording rules."""
     assert PROMTOOL is not None

@@ -177,6 +177,7 @@ def _partial_groups(server: Server) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+@pytest.mark.slow  # a server process
 @pytest.mark.parametrize("block", _ids("live"))
 def test_live_block_runs(block: Block, server: Server, tmp_path: Path) -> None:
     code = LOCAL.sub(server.url.removeprefix("http://"), block.text)
@@ -219,6 +220,7 @@ def test_docs_pages_load_nothing_from_outside(http: httpx.Client) -> None:
             assert http.get(u).status_code == 200, u
 
 
+@pytest.mark.slow  # a server process
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 @pytest.mark.parametrize(
     ("page", "rendered"),

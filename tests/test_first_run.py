@@ -15,11 +15,11 @@ from typing import Any, get_args
 import httpx
 import pytest
 
-from hero_client import HeroClient
 from hero_client.schema import ServiceConfig
 from hero_service.config import Settings
 from hero_service.tools.synth import groups
 from tests.conftest import Server
+from tests.inproc import InProcess
 
 EMBEDDED = {
     "rm_backend": "embedded",
@@ -94,13 +94,13 @@ def test_a_json_array_or_empty_body_says_what_is_expected(http: httpx.Client) ->
 # -- GET /config and offline docs assets ----------------------------------------------------
 
 
-def test_config_names_the_rm_verifier_and_preset(http: httpx.Client, server: Server) -> None:
+def test_config_names_the_rm_verifier_and_preset(http: httpx.Client, app: InProcess) -> None:
     r = http.get("/config")
     assert r.status_code == 200
     cfg = ServiceConfig.model_validate(r.json())
     assert cfg.model_dump(include=set(EMBEDDED)) == EMBEDDED
     assert cfg.shaping.w_min == 0.5 and cfg.shaping.w_max == 2.0  # paper_main
-    with HeroClient(server.url) as c:
+    with app.hero() as c:
         assert c.config() == cfg
     assert "/config" in http.get("/openapi.json").json()["paths"]
 
@@ -121,6 +121,7 @@ async def test_docs_and_their_assets_are_open_when_auth_is_on() -> None:
 # -- hero serve ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_serve_help_shows_every_default_and_choice() -> None:
     from hero_service.tools.flags import default_text as _default_text
 
@@ -142,6 +143,7 @@ def test_serve_help_shows_every_default_and_choice() -> None:
     assert bad.returncode == 2 and "invalid choice: 'sympy'" in bad.stderr
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_serve_fails_fast_when_the_port_is_taken(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
     with socket.socket() as s:
@@ -170,6 +172,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, p.stderr
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_prints_no_dependency_noise(local_run: tuple[Path, str]) -> None:
     _, stderr = local_run
     assert "deprecated" not in stderr.lower()
@@ -177,12 +180,14 @@ def test_score_prints_no_dependency_noise(local_run: tuple[Path, str]) -> None:
     assert stderr.strip().startswith("scored 3 groups"), stderr
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_records_what_scored_each_group(local_run: tuple[Path, str]) -> None:
     out, _ = local_run
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["scored_by"] for r in rows] == [EMBEDDED] * 3
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_local_records_its_shaping_flags(tmp_path: Path) -> None:
     src = write_rows(tmp_path / "in.jsonl", list(groups(1, group_size=2, seed=5)))
     out = tmp_path / "out.jsonl"
@@ -199,6 +204,7 @@ def test_score_local_records_its_shaping_flags(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_checks_the_input_before_start_up(tmp_path: Path) -> None:
     rows = list(groups(3, group_size=2, seed=1))
     src = write_rows(tmp_path / "in.jsonl", rows)
@@ -211,6 +217,7 @@ def test_score_checks_the_input_before_start_up(tmp_path: Path) -> None:
     assert not out.with_name(out.name + ".state.sqlite3").exists()  # no start-up
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_skips_start_up_when_nothing_is_left(server: Server, tmp_path: Path) -> None:
     src = write_rows(tmp_path / "in.jsonl", list(groups(2, group_size=2, seed=2)))
     out = tmp_path / "out.jsonl"
@@ -225,6 +232,7 @@ def test_score_skips_start_up_when_nothing_is_left(server: Server, tmp_path: Pat
     assert rows[0]["scored_by"] == EMBEDDED
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_score_with_url_records_the_overrides(server: Server, tmp_path: Path) -> None:
     src = write_rows(tmp_path / "in.jsonl", list(groups(1, group_size=2, seed=4)))
     out = tmp_path / "out.jsonl"
@@ -242,6 +250,7 @@ def test_score_with_url_records_the_overrides(server: Server, tmp_path: Path) ->
     }
 
 
+@pytest.mark.slow  # `hero` subprocesses
 def test_report_header_names_the_scorer(local_run: tuple[Path, str], tmp_path: Path) -> None:
     from hero_service.tools.report import build
 

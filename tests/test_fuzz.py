@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, Phase, settings
 
 from tests.conftest import Server, start_server
 
+pytestmark = pytest.mark.slow  # API fuzzing against a server process
+
 MIN_REQUESTS = 2000
 PER_OPERATION = 170  # hypothesis stops early for small input spaces; the total is checked
 CALL_TIMEOUT_S = 30.0

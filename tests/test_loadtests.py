@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import Server
 
+pytestmark = pytest.mark.slow  # load against a server process
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -70,6 +70,7 @@ def disagreement(body: dict[str, Any]) -> tuple[int, int]:
     return low, high
 
 
+@pytest.mark.slow  # its own server process
 def test_exact_counters(srv: Server) -> None:
     before = scrape(srv.url)
     assert val(before, "hero_groups_total") == 0
@@ -203,6 +204,7 @@ def test_exact_counters(srv: Server) -> None:
     assert val(m, "hero_overload_rejections_total") == 0
 
 
+@pytest.mark.slow  # its own server process
 def test_metric_names_follow_conventions(srv: Server) -> None:
     text = httpx.get(srv.url + "/metrics", timeout=30).text
     for fam in text_string_to_metric_families(text):

@@ -73,6 +73,7 @@ def assert_same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
             assert x[k] == pytest.approx(y[k], rel=1e-6, abs=1e-9), (x["group_id"], k)
 
 
+@pytest.mark.slow  # `hero score` subprocesses
 def test_local_output_format(rollouts: Path, local_scored: Path) -> None:
     src, out = lines(rollouts), lines(local_scored)
     assert [o["group_id"] for o in out[:3]] == ["line-1", "line-2", "line-3"]
@@ -87,6 +88,7 @@ def test_local_output_format(rollouts: Path, local_scored: Path) -> None:
     assert out[5]["sigma_bar"] == pytest.approx(out[5]["sigma"])
 
 
+@pytest.mark.slow  # `hero score` subprocesses
 def test_same_results_as_the_server(tmp_path: Path, rollouts: Path, local_scored: Path) -> None:
     srv = start_server(tmp_path, *FAST)
     try:
@@ -106,6 +108,7 @@ def test_same_results_as_the_server(tmp_path: Path, rollouts: Path, local_scored
         srv.stop()
 
 
+@pytest.mark.slow  # `hero score` subprocesses
 def test_resume_after_a_crash(tmp_path: Path, rollouts: Path, local_scored: Path) -> None:
     # a run that died after 5 groups, mid-way through writing the 6th line
     out = tmp_path / "partial.jsonl"
@@ -123,6 +126,7 @@ def test_resume_after_a_crash(tmp_path: Path, rollouts: Path, local_scored: Path
     assert_same(lines(out), lines(local_scored))
 
 
+@pytest.mark.slow  # `hero score` subprocesses
 def test_resume_refuses_a_changed_input(tmp_path: Path, rollouts: Path, local_scored: Path) -> None:
     rows = lines(rollouts)
     rows[1]["responses"][0] = "changed \\boxed{1}"
@@ -134,6 +138,7 @@ def test_resume_refuses_a_changed_input(tmp_path: Path, rollouts: Path, local_sc
     assert "changed.jsonl:2:" in p.stderr and "--overwrite" in p.stderr
 
 
+@pytest.mark.slow  # `hero score` subprocesses
 def test_input_errors_name_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"reference": "1", "responses": ["\\\\boxed{1}"]}\n{"responses": ["x"]}\n')

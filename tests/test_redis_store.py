@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from tests.redis_util import RedisServer
 
 pytest_plugins = ["tests.redis_util"]  # redis-server fixtures
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+pytestmark = [
+    pytest.mark.slow,  # redis-server processes
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server"),
+]
 CUM = ShapingConfig(sigma_mean="cumulative")
 EMA = ShapingConfig()
 

@@ -105,6 +105,7 @@ def check_exactly_once(url: str, job: str, answers: list[Any], total: int) -> No
 
 
 @needs_redis
+@pytest.mark.slow  # faults with server processes
 def test_kill_9_replica_under_load(cluster: Cluster) -> None:
     job, log = "k9-" + uuid.uuid4().hex[:8], Log()
     urls = cluster.urls
@@ -126,6 +127,7 @@ def test_kill_9_replica_under_load(cluster: Cluster) -> None:
 
 
 @needs_redis
+@pytest.mark.slow  # faults with server processes
 def test_redis_killed_and_restarted_under_load(cluster: Cluster) -> None:
     job, log = "rk-" + uuid.uuid4().hex[:8], Log()
     ex, futs = run_load(cluster.urls, job, 8, 10, log)
@@ -161,6 +163,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     s.stop(signal.SIGKILL)
 
 
+@pytest.mark.slow  # faults with server processes
 def test_overload_gets_fast_429_then_recovers(small_server: Any) -> None:
     s, _ = small_server
     body = {"job_id": "ov-" + uuid.uuid4().hex[:8], **group(3)}
@@ -180,6 +183,7 @@ def test_overload_gets_fast_429_then_recovers(small_server: Any) -> None:
     assert 'hero_overload_rejections_total{stage="admission"}' in httpx.get(s.url + "/metrics").text
 
 
+@pytest.mark.slow  # faults with server processes
 def test_sigterm_drains_then_finishes_in_flight(small_server: Any) -> None:
     s, tmp = small_server
     job = "gs-" + uuid.uuid4().hex[:8]
@@ -292,6 +296,7 @@ async def test_readiness_waits_for_the_first_state_ping() -> None:
         probe.cancel()
 
 
+@pytest.mark.slow  # faults with server processes
 def test_client_gone_cancels_its_work(tmp_path: Path) -> None:
     """Trainers time out and retry: a request whose client disconnected is cancelled and
     its queued RM inputs are dropped before their forward pass, not computed for nobody."""

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from tests.redis_util import Cluster
 
 pytest_plugins = ["tests.redis_util"]  # the shared `cluster` fixture
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+pytestmark = [
+    pytest.mark.slow,  # server and redis processes
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server"),
+]
 
 CLIENTS, PER_CLIENT = 16, 6
 

@@ -101,6 +101,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # `hero score` and `hero report` subprocesses
 def test_report_is_self_contained(report: Path) -> None:
     from PIL import Image
 
@@ -127,6 +128,7 @@ def test_report_is_self_contained(report: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # `hero score` and `hero report` subprocesses
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 def test_report_opens_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     from PIL import Image

@@ -29,7 +29,7 @@ import pytest
 from conftest import free_port, start_server
 from tiny_models import cached_tiny_rm, math_lines
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest.importorskip("vllm", reason="vllm is not installed (scripts/vllm_tests.sh)")
 
 from hero_service.config import Settings  # noqa: E402

@@ -64,6 +64,7 @@ async def test_adversarial_corpus_never_correct_and_pool_survives() -> None:
         pool.close()
 
 
+@pytest.mark.slow  # faults
 async def test_hang_is_killed_at_the_deadline_and_replaced() -> None:
     pool = await _pool(deadline=1.0)
     try:
@@ -77,6 +78,7 @@ async def test_hang_is_killed_at_the_deadline_and_replaced() -> None:
         pool.close()
 
 
+@pytest.mark.slow  # faults
 async def test_worker_killed_mid_task_gives_error_and_pool_refills() -> None:
     pool = await _pool(deadline=30.0)
     try:
@@ -92,6 +94,7 @@ async def test_worker_killed_mid_task_gives_error_and_pool_refills() -> None:
         pool.close()
 
 
+@pytest.mark.slow  # faults
 async def test_self_sigkill_and_memory_bomb_are_errors() -> None:
     pool = await _pool(deadline=10.0)
     try:
@@ -103,6 +106,7 @@ async def test_self_sigkill_and_memory_bomb_are_errors() -> None:
         pool.close()
 
 
+@pytest.mark.slow  # faults
 async def test_killed_worker_inside_a_group_marks_only_that_rollout() -> None:
     pool = await _pool(deadline=1.0)
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from hero_client._async import AsyncHeroClient
-from hero_client._base import RetryPolicy
+from hero_client.retry import RetryPolicy
 from hero_client._exceptions import InvalidArgumentError
 from hero_client._sync import HeroClient
 from hero_client.schema import GET_REWARD_LOG_KEYS, GroupResult
