@@ -9,9 +9,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from hero_client._async import AsyncHeroClient
-from hero_client.retry import RetryPolicy
 from hero_client._exceptions import InvalidArgumentError
 from hero_client._sync import HeroClient
+from hero_client.retry import RetryPolicy
 from hero_client.schema import GET_REWARD_LOG_KEYS, GroupResult
 
 log = logging.getLogger("hero_client.adapters")
