@@ -1,7 +1,7 @@
 """Final-answer extraction from model outputs.
 
 Pure string code: no sympy, no eval. Every scan here is linear in the input size
-(brace matching is one pass with a stack; every regex is free of nested or
+(brace matching is latex.py's one pass with a stack; every regex is free of nested or
 overlapping quantifiers), so a hostile 100k-character response costs milliseconds.
 
 Order of preference in `extract_answer`: the last `\\boxed{...}` / `\\fbox{...}` /
@@ -16,6 +16,8 @@ import string
 from dataclasses import dataclass
 from typing import Literal
 
+from hero_service.verify.latex import match_braces
+
 __all__ = [
     "Extraction",
     "all_boxed",
@@ -28,7 +30,6 @@ __all__ = [
 AnswerSource = Literal["boxed", "answer_is", "answer_line", "none"]
 
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
 # The space form `\boxed 5` runs to the end of the math span or of the line.
 _SPACE_FORM_STOP = re.compile(r"\$|\n|\\\]|\\\)")
 _MAX_UNWRAP = 8
@@ -63,19 +64,6 @@ class _Box:
     content: str | None  # None: the brace group never closes
 
 
-def _match_braces(text: str) -> dict[int, int]:
-    """Map every unescaped `{` to its matching `}` in one pass (`\\{`, `\\}` are skipped)."""
-    stack: list[int] = []
-    match: dict[int, int] = {}
-    for m in _BRACE_TOKEN.finditer(text):
-        tok = m.group()
-        if tok == "{":
-            stack.append(m.start())
-        elif tok == "}" and stack:
-            match[stack.pop()] = m.start()
-    return match
-
-
 def _scan_boxes(text: str) -> list[_Box]:
     """Top-level boxes in order; a box nested in another box is part of its content."""
     boxes: list[_Box] = []
@@ -92,7 +80,7 @@ def _scan_boxes(text: str) -> list[_Box]:
             k += 1
         if k < n and text[k] == "{":
             if match is None:
-                match = _match_braces(text)
+                match = match_braces(text)
             close = match.get(k)
             if close is None:
                 boxes.append(_Box(m.start(), k + 1, None))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from hero_service.verify.latex import match_braces
+
 __all__ = ["brace_args", "exact_match", "is_equiv", "numeric_value", "strip_string"]
 
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![A-Za-z])")
@@ -30,21 +32,8 @@ _UNIT_SUFFIXES = frozenset({"", ".", "^2", "^3", "^{2}", "^{3}", "^2.", "^3.", "
 _NOT_UNIT_WORDS = frozenset({"or", "and", "not", "nor", "but", "if", "else", "otherwise"})
 _BARE_DECIMAL = re.compile(r"(?<![0-9A-Za-z])\.(?=[0-9])")
 _ASSIGNEE = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?\s*")
-_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
 _NUMERATOR = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _DENOMINATOR = re.compile(r"0|[1-9][0-9]*")
-
-
-def _match_braces(s: str) -> dict[int, int]:
-    stack: list[int] = []
-    match: dict[int, int] = {}
-    for m in _BRACE_TOKEN.finditer(s):
-        tok = m.group()
-        if tok == "{":
-            stack.append(m.start())
-        elif tok == "}" and stack:
-            match[stack.pop()] = m.start()
-    return match
 
 
 def _remove_trailing_units(s: str) -> str:
@@ -59,21 +48,9 @@ def _remove_trailing_units(s: str) -> str:
     if last is None or not s[: last.start()].strip():
         return s
     open_pos = last.end() - 1
-    depth = 0
-    close = -1
-    for i in range(open_pos, len(s)):
-        c = s[i]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                close = i
-                break
-        elif c == "\\":
-            return s  # commands inside: not a plain unit
-    if close < 0:
-        return s
+    close = match_braces(s).get(open_pos, -1)
+    if close < 0 or "\\" in s[open_pos + 1 : close]:
+        return s  # unclosed, or commands inside: not a plain unit
     body = s[open_pos + 1 : close]
     if _UNIT_BODY.fullmatch(body) is None:
         return s
@@ -114,7 +91,7 @@ def _brace_args(s: str) -> str:
     """`\\frac12` -> `\\frac{1}{2}`, `\\frac1{72}`, `\\frac{1}2`, `\\sqrt2` -> `\\sqrt{2}`."""
     if "\\frac" not in s and "\\sqrt" not in s:
         return s
-    match = _match_braces(s)
+    match = match_braces(s)
     wrap_after: set[int] = set()  # `}` closing a \frac numerator: brace what follows
     out: list[str] = []
     n = len(s)
