@@ -103,6 +103,25 @@ def test_presets():
     assert (cfg.alpha, cfg.w_max) == (0.2, 3.0)
 
 
+def test_enumerations_come_from_the_schema() -> None:
+    """Preset names, modes and verifier names are spelled once, in the wire schema."""
+    from typing import get_args
+
+    from hero_client import schema
+    from hero_service.config import Settings
+
+    assert list(PRESETS) == list(get_args(schema.PresetName))
+    fields = Settings.model_fields
+    assert fields["shaping_preset"].annotation is schema.PresetName
+    assert fields["sigma_mean"].annotation is schema.SigmaMean
+    assert fields["advantage"].annotation is schema.AdvantageMode
+    assert fields["verifier"].annotation is schema.VerifierName
+    for mode in get_args(schema.SigmaMean):
+        assert ShapingConfig(sigma_mean=mode).sigma_mean == mode
+    for adv in get_args(schema.AdvantageMode):
+        assert ShapingConfig(advantage=adv).advantage == adv
+
+
 @pytest.mark.parametrize(
     "kwargs,field",
     [

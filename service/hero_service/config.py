@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hero_client.schema import AdvantageMode, PresetName, SigmaMean, VerifierName
 from hero_service.shaping import PRESETS, ShapingConfig, ShapingError
 
 
@@ -37,9 +38,7 @@ class Settings(BaseSettings):
     )
 
     # verifier
-    verifier: Literal["math_verify", "string", "exact", "cascade", "choice"] = Field(
-        "cascade", description="Default rule verifier."
-    )
+    verifier: VerifierName = Field("cascade", description="Default rule verifier.")
     verifier_workers: int = Field(2, ge=1, le=64, description="Verifier worker processes.")
     verifier_deadline_s: float = Field(
         10.0, gt=0, description="Outer wall-clock deadline per verification (parent kills)."
@@ -240,7 +239,7 @@ class Settings(BaseSettings):
         return tokens
 
     # default shaping (a preset, then explicit overrides)
-    shaping_preset: Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"] = Field(
+    shaping_preset: PresetName = Field(
         "paper_main", description="Named HERO preset new jobs start from."
     )
     alpha: float | None = Field(None, description="Incorrect band [-alpha, alpha] (preset: 0.1).")
@@ -249,11 +248,11 @@ class Settings(BaseSettings):
     w_min: float | None = Field(None, description="Lowest variance weight (preset: 0.5).")
     w_max: float | None = Field(None, description="Highest variance weight (preset: 2.0).")
     k: float | None = Field(None, description="Sigmoid steepness of the weight (preset: 5).")
-    sigma_mean: Literal["ema", "cumulative"] = Field(
+    sigma_mean: SigmaMean = Field(
         "ema", description="Running mean of sigma per job: ema or cumulative."
     )
     momentum: float | None = Field(None, description="EMA momentum (0.9).")
-    advantage: Literal["none", "centered", "grpo"] = Field(
+    advantage: AdvantageMode = Field(
         "none", description="Also return advantages: none, centered, grpo (w after std)."
     )
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import Any, get_args
 
-SigmaMean = Literal["ema", "cumulative"]
-AdvantageMode = Literal["none", "centered", "grpo"]
-Collapse = Literal["all_correct", "all_incorrect", "mixed"]
+# The enumerations are the wire schema's (one source); the client never imports us.
+from hero_client.schema import AdvantageMode, Collapse, PresetName, SigmaMean
 
 
 class ShapingError(ValueError):
@@ -60,9 +59,9 @@ class ShapingConfig:
             raise ShapingError("k", "must be > 0")
         if not 0 <= self.momentum < 1:
             raise ShapingError("momentum", "must be in [0, 1)")
-        if self.sigma_mean not in ("ema", "cumulative"):
+        if self.sigma_mean not in get_args(SigmaMean):
             raise ShapingError("sigma_mean", "must be 'ema' or 'cumulative'")
-        if self.advantage not in ("none", "centered", "grpo"):
+        if self.advantage not in get_args(AdvantageMode):
             raise ShapingError("advantage", "must be 'none', 'centered' or 'grpo'")
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +88,7 @@ class ShapingConfig:
         return replace(base, **vals)
 
 
-PRESETS: dict[str, ShapingConfig] = {
+PRESETS: dict[PresetName, ShapingConfig] = {  # a test ties the keys to PresetName
     # Paper main text (Sec. 3): w in [0.5, 2], k = 5; alpha = beta = 0.1 for mixed data.
     "paper_main": ShapingConfig(),
     # Paper appendix A.1: w in [0.4, 3], k = 6.
