@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hero_service.tools.score import read_rows
+from hero_service.tools.jsonl import read_rows
 from tests.conftest import Server
 
 ROOT = Path(__file__).resolve().parent.parent

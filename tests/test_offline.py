@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hero_service.tools.score import load_done, read_rows
+from hero_service.tools.jsonl import load_done, read_rows
 from hero_service.tools.synth import groups
 from tests.conftest import start_server
 

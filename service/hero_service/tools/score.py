@@ -29,29 +29,21 @@ from typing import Any
 
 import httpx
 
+from hero_client import (
+    NO_RETRY,
+    AsyncHeroClient,
+    Call,
+    HeroAPIError,
+    HeroConnectionError,
+    HeroError,
+    RetryPolicy,
+)
+from hero_client.schema import GroupResult, ServiceConfig
 from hero_service.config import Settings
 from hero_service.tools.flags import add_settings_flags, settings_from
-from hero_service.tools.jsonl import OfflineError, read_jsonl
+from hero_service.tools.jsonl import OfflineError, Row, load_done, read_rows
 
-WIRE_FIELDS = ("prompt", "reference", "responses", "labels")
 _NOT_RESULTS = {"job_id", "request_id", "replayed", "timings", "group_id"}
-_RETRY_CODES = {429, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class Row:
-    lineno: int
-    job_id: str
-    group_id: str
-    record: dict[str, Any]
-    digest: str
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.job_id, self.group_id)
-
-    def wire(self) -> dict[str, Any]:
-        return {k: self.record[k] for k in WIRE_FIELDS if self.record.get(k) is not None}
 
 
 @dataclass
@@ -81,55 +73,11 @@ class ScoreSummary:
     collapse: dict[str, int] = field(default_factory=dict)
 
 
-def _digest(job_id: str, wire: dict[str, Any]) -> str:
-    blob = json.dumps([job_id, wire], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def read_rows(path: Path, default_job: str) -> Iterator[Row]:
-    """The input's groups; a line that is not a group object fails with its line number."""
-    for n, rec in read_jsonl(path):
-        for k in ("reference", "responses"):
-            if k not in rec:
-                raise OfflineError(f"{path}:{n}: missing field {k!r}")
-        if not isinstance(rec["responses"], list):
-            raise OfflineError(f"{path}:{n}: field 'responses' must be a list of strings")
-        job = rec.get("job_id") or default_job
-        gid = rec.get("group_id")
-        if not isinstance(job, str) or (gid is not None and not isinstance(gid, str)):
-            raise OfflineError(f"{path}:{n}: job_id and group_id must be strings")
-        gid = gid or f"line-{n}"
-        wire = {k: rec[k] for k in WIRE_FIELDS if rec.get(k) is not None}
-        yield Row(n, job, gid, rec, _digest(job, wire))
-
-
-def load_done(path: Path) -> dict[tuple[str, str], str]:
-    """Groups already in the output -> their input digest. A torn last line (a crash
-    mid-write) is cut off so the file stays valid JSONL."""
-    done: dict[tuple[str, str], str] = {}
-    if not path.exists():
-        return done
-    data = path.read_bytes()
-    good = data.rfind(b"\n") + 1
-    if good < len(data):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    for n, line in enumerate(data[:good].decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            done[(rec["job_id"], rec["group_id"])] = rec.get("input_digest", "")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise OfflineError(f"{path}:{n}: not a line written by `hero score`") from None
-    return done
-
-
-# -- transports ---------------------------------------------------------------------------
+# -- transports: AsyncHeroClient, in-process over ASGI or remote by URL ----------------
 
 
 @asynccontextmanager
-async def local_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def local_client(settings: Settings, max_retries: int) -> AsyncIterator[AsyncHeroClient]:
     """The server's app in this process, lifespan included (verifier pool, RM, state)."""
     from hero_service.api.app import create_app
 
@@ -138,74 +86,58 @@ async def local_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # mixes with our bar
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://hero.local", timeout=None
-        ) as c:
-            yield c
+    async with (
+        app.router.lifespan_context(app),
+        AsyncHeroClient(
+            "http://hero.local",
+            transport=httpx.ASGITransport(app=app),
+            timeout=httpx.Timeout(None),
+            retry=RetryPolicy(max_attempts=max_retries + 1),
+        ) as c,
+    ):
+        yield c
 
 
 @asynccontextmanager
 async def remote_client(
-    url: str, token: str | None, timeout_s: float
-) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s) as c:
+    url: str, token: str | None, timeout_s: float, max_retries: int
+) -> AsyncIterator[AsyncHeroClient]:
+    retry = RetryPolicy(max_attempts=max_retries + 1)
+    async with AsyncHeroClient(url, token=token, timeout=timeout_s, retry=retry) as c:
         yield c
 
 
-async def post(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], max_retries: int
-) -> dict[str, Any]:
-    """POST with retries on 429/5xx-unavailable and connection errors (Retry-After aware).
-    The request id makes a retry safe: the server replays instead of scoring twice."""
-    delay = 0.5
-    for attempt in range(max_retries + 1):
-        try:
-            r = await client.post(path, json=body)
-        except httpx.TransportError as e:
-            if attempt == max_retries:
-                raise OfflineError(f"cannot reach the server: {type(e).__name__}: {e}") from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-            continue
-        if r.status_code == 200:
-            out: dict[str, Any] = r.json()
-            return out
-        if r.status_code in _RETRY_CODES and attempt < max_retries:
-            after = r.headers.get("retry-after", "")
-            await asyncio.sleep(float(after) if after.isdigit() else delay)
-            delay = min(delay * 2, 30.0)
-            continue
-        try:
-            err = r.json()
-            msg = f"{err.get('error')}: {err.get('message')}"
-        except ValueError:
-            msg = r.text[:500]
-        raise OfflineError(f"server answered {r.status_code} {msg}")
-    raise AssertionError("unreachable")
+@asynccontextmanager
+async def _errors() -> AsyncIterator[None]:
+    """The client's errors as this tool's (the caller adds the input line)."""
+    try:
+        yield
+    except HeroAPIError as e:
+        raise OfflineError(f"server answered {e.status_code} {e.error}: {e.message}") from None
+    except HeroConnectionError as e:
+        raise OfflineError(f"cannot reach the server: {e}") from None
+    except HeroError as e:
+        raise OfflineError(str(e)) from None
 
 
 # -- the run ------------------------------------------------------------------------------
 
+_CONFIG = Call("GET", "/config", lambda r: ServiceConfig.model_validate_json(r.content))
 
-async def provenance(client: httpx.AsyncClient, opts: ScoreOptions) -> dict[str, Any] | None:
+
+async def provenance(client: AsyncHeroClient, opts: ScoreOptions) -> dict[str, Any] | None:
     """What scores this run (GET /config plus this run's per-request overrides), written
     on every output line as `scored_by` for `hero report`; None from a server without
     /config."""
-    try:
-        r = await client.get("/config")
-    except httpx.TransportError:
+    try:  # one attempt: a server without /config (or none at all) just goes unrecorded
+        cfg = await client.send(_CONFIG, NO_RETRY)
+    except HeroError:
         return None
-    if r.status_code != 200:
-        return None
-    cfg = r.json()
     out: dict[str, Any] = {
-        "rm_backend": cfg.get("rm_backend"),
-        "rm_model": cfg.get("rm_model"),
-        "verifier": opts.verifier or cfg.get("verifier"),
-        "shaping_preset": opts.shaping.get("preset") or cfg.get("shaping_preset"),
+        "rm_backend": cfg.rm_backend,
+        "rm_model": cfg.rm_model,
+        "verifier": opts.verifier or cfg.verifier,
+        "shaping_preset": opts.shaping.get("preset") or cfg.shaping_preset,
     }
     overrides = {k: v for k, v in opts.shaping.items() if k != "preset"}
     if opts.url is None and opts.settings is not None:  # local mode: the settings flags
@@ -228,12 +160,12 @@ def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield buf
 
 
-def _result_fields(res: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in res.items() if k not in _NOT_RESULTS}
+def _result_fields(res: GroupResult) -> dict[str, Any]:
+    return res.model_dump(mode="json", exclude=_NOT_RESULTS)
 
 
 async def _score_chunk(
-    client: httpx.AsyncClient, chunk: list[Row], opts: ScoreOptions
+    client: AsyncHeroClient, chunk: list[Row], opts: ScoreOptions
 ) -> tuple[list[dict[str, Any]], bool]:
     extra: dict[str, Any] = {}
     if opts.shaping:
@@ -247,14 +179,13 @@ async def _score_chunk(
         ).hexdigest()[:40]
     )
     job = chunk[0].job_id
-    if opts.batch_size == 1:
-        body = {"job_id": job, "request_id": rid, **chunk[0].wire(), **extra}
-        res = await post(client, "/score_group", body, opts.max_retries)
-        return [_result_fields(res)], bool(res.get("replayed"))
-    groups = [{"group_id": r.group_id, **r.wire()} for r in chunk]
-    body = {"job_id": job, "request_id": rid, "groups": groups, **extra}
-    res = await post(client, "/score_batch", body, opts.max_retries)
-    return [_result_fields(g) for g in res["groups"]], bool(res.get("replayed"))
+    async with _errors():
+        if opts.batch_size == 1:
+            one = await client.score_group(job, **chunk[0].wire(), request_id=rid, **extra)
+            return [_result_fields(one)], one.replayed
+        groups = [{"group_id": r.group_id, **r.wire()} for r in chunk]
+        many = await client.score_batch(job, groups, request_id=rid, **extra)
+    return [_result_fields(g) for g in many.groups], many.replayed
 
 
 def _count_lines(path: Path) -> int:
@@ -309,9 +240,9 @@ async def run(opts: ScoreOptions) -> ScoreSummary:
     bar.update(summary.skipped)
 
     ctx = (
-        remote_client(opts.url, opts.token, opts.timeout_s)
+        remote_client(opts.url, opts.token, opts.timeout_s, opts.max_retries)
         if opts.url is not None
-        else local_client(settings)
+        else local_client(settings, opts.max_retries)
     )
     try:
         async with ctx as client:
