@@ -1,4 +1,5 @@
-"""The asyncio client: `AsyncHeroClient` (same methods as `HeroClient`, awaitable)."""
+"""The asyncio client, `AsyncHeroClient`. The blocking `HeroClient` (_sync.py) is generated
+from this file by scripts/unasync.py: edit here, then run the script."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 
 from hero_client import _base as b
 from hero_client import schema as s
-from hero_client._base import Call, Shaping
+from hero_client._base import USER_AGENT, Call, Shaping
 from hero_client._exceptions import HeroError, HeroTimeoutError
-from hero_client._sync import USER_AGENT, log_retry
-from hero_client.retry import NO_RETRY, RetryPolicy
+from hero_client.retry import NO_RETRY, RetryPolicy, log_retry
 
 T = TypeVar("T")
 
@@ -107,10 +107,11 @@ class AsyncHeroClient:
             before_sleep=log_retry,
         )
         try:
-            return await retrying(self._once, call)
+            result: T = await retrying(self._once, call)
         except HeroError as e:
             e.attempts = retrying.statistics.get("attempt_number", 1)
             raise
+        return result
 
     # -- scoring -------------------------------------------------------------------------
     async def score_group(

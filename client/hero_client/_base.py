@@ -29,6 +29,7 @@ from hero_client.retry import parse_retry_after
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT = 60.0
+USER_AGENT = "hero-client/0.1.0"
 # A per-sample call waits for its group: allow the deadline plus this much for scoring.
 SAMPLE_TIMEOUT_MARGIN_S = 30.0
 Shaping = s.ShapingOverrides | Mapping[str, Any] | None

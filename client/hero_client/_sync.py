@@ -1,8 +1,8 @@
-"""The synchronous client: `HeroClient`."""
+"""The blocking client, `HeroClient`. GENERATED from _async.py by scripts/unasync.py:
+do not edit; edit _async.py and run the script (tests/test_client_sync.py checks)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -13,21 +13,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from hero_client import _base as b
 from hero_client import schema as s
-from hero_client._base import Call, Shaping
+from hero_client._base import USER_AGENT, Call, Shaping
 from hero_client._exceptions import HeroError, HeroTimeoutError
-from hero_client.retry import NO_RETRY, RetryPolicy
+from hero_client.retry import NO_RETRY, RetryPolicy, log_retry
 
 T = TypeVar("T")
-log = logging.getLogger("hero_client")
-USER_AGENT = "hero-client/0.1.0"
-
-
-def log_retry(state: Any) -> None:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    sleep = state.next_action.sleep if state.next_action is not None else 0.0
-    log.warning(
-        "hero: attempt %d failed (%s); retrying in %.2f s", state.attempt_number, exc, sleep
-    )
 
 
 class HeroClient:

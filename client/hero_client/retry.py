@@ -4,6 +4,7 @@ and the one Retry-After parser (the server's remote RM backend uses it too)."""
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import httpx
 from tenacity import RetryCallState
 
 from hero_client._exceptions import HeroAPIError, HeroConnectionError
+
+log = logging.getLogger("hero_client")
 
 
 def parse_retry_after(resp: httpx.Response) -> float | None:
@@ -68,3 +71,11 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    sleep = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "hero: attempt %d failed (%s); retrying in %.2f s", state.attempt_number, exc, sleep
+    )
