@@ -161,6 +161,12 @@ class Settings(BaseSettings):
 
     # request limits
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Max request body (413).")
+    body_read_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest time to receive a request body; a stalled upload gets 408 and "
+        "frees its slot (0 = no limit).",
+    )
     max_group_size: int = Field(1024, ge=1, description="Max responses per group.")
     max_batch_groups: int = Field(1024, ge=1, description="Max groups per /score_batch call.")
     max_response_chars: int = Field(200_000, ge=1, description="Max characters per response.")
