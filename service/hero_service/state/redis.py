@@ -39,8 +39,8 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from hero_service.errors import StateUnavailable
-from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, check_replay
+from hero_service.shaping import RunningSigma, ShapingConfig, check_running
+from hero_service.state.base import Compute, JobRecord, check_record, check_replay
 
 T = TypeVar("T")
 
@@ -225,6 +225,7 @@ class RedisJobStore:
                         else JobRecord(job_id, RunningSigma(), init, now, now)
                     )
                     running, response = compute(rec)
+                    check_running(running)  # never store a non-finite mean
                     new = JobRecord(job_id, running, rec.config, rec.created_at, now)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(jk, mapping=_encode(new))
@@ -272,6 +273,7 @@ class RedisJobStore:
         return await self._guard(run())
 
     async def put(self, record: JobRecord) -> None:
+        check_record(record)
         jk = self._job(record.job_id)
 
         async def run() -> None:
