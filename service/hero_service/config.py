@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     verifier_max_queue: int = Field(
         20_000, ge=1, description="Max verifications waiting for a worker before 429."
     )
+    verifier_max_per_request: int = Field(
+        0,
+        ge=0,
+        description="Most verifier workers one request may hold at once (0 = no cap; "
+        "requests always share the workers round-robin).",
+    )
 
     # reward model
     rm_backend: Literal["embedded", "hf", "vllm", "remote"] = Field(

@@ -34,6 +34,7 @@ from hero_service.pipeline import Pipeline
 from hero_service.rm import RMInput
 from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError
 from hero_service.state import JobRecord, payload_digest
+from hero_service.verify.pool import owned_by
 
 if TYPE_CHECKING:
     from hero_service.app import Runtime
@@ -133,7 +134,8 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     p = _pipeline(request)
     p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
     name = req.verifier or p.settings.verifier
-    vs = await p.verifier.verify_group(req.reference, req.responses, name)
+    with owned_by():  # one request's answers share the pool fairly with other requests
+        vs = await p.verifier.verify_group(req.reference, req.responses, name)
     return VerifyResponse.model_construct(
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
