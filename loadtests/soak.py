@@ -347,17 +347,18 @@ async def capacity(st: State, c: httpx.AsyncClient, seconds: float, conc: int) -
     """Closed loop of the same mix at `conc` ops in flight: completed ops per second."""
     rng = random.Random(1)
     done = 0
-    end = time.monotonic() + seconds
+    warm = time.monotonic() + min(10.0, seconds / 3)  # the first calls are not counted
 
     async def worker() -> None:
         nonlocal done
         while time.monotonic() < end:
             await one_op(st, c, rng, "cap")
-            done += 1
+            if time.monotonic() >= warm:
+                done += 1
 
-    t = time.monotonic()
+    end = time.monotonic() + seconds + min(10.0, seconds / 3)
     await asyncio.gather(*(worker() for _ in range(conc)))
-    return done / (time.monotonic() - t)
+    return done / (time.monotonic() - warm)
 
 
 # -- faults and sampling ----------------------------------------------------------------
@@ -589,6 +590,7 @@ def summarize(
         "5xx_undocumented_kinds": sorted({r.kind for r in undocumented}),
         "transport_errors": sum(1 for r in recs if r.code == 0),
         "overall": window(recs, 0, args.duration + 600),
+        "timeline": timeline(recs, args.duration),
         "faults": fault_windows,
         "worker_kills": wk,
         "rss_first": first,
@@ -597,6 +599,25 @@ def summarize(
         "rss": rss,
         "state": check,
     }
+
+
+def timeline(recs: list[Rec], duration: float, step: float = 60.0) -> list[dict[str, Any]]:
+    """Per `step` seconds: answers, 200s/s, p50 and p99 of the 200s over all routes."""
+    out = []
+    a = 0.0
+    while a < duration:  # bounded by duration / step
+        lat = sorted(r.lat for r in recs if a <= r.t < a + step and r.code == 200)
+        out.append(
+            {
+                "t": a,
+                "answers": sum(1 for r in recs if a <= r.t < a + step),
+                "ok_per_s": round(len(lat) / step, 2),
+                "p50_s": round(lat[len(lat) // 2], 3) if lat else None,
+                "p99_s": p99(lat),
+            }
+        )
+        a += step
+    return out
 
 
 def _merge(recs: list[Rec], spans: list[tuple[float, float]]) -> dict[str, Any]:
@@ -617,7 +638,7 @@ def main() -> int:
     ap.add_argument("--load", type=float, default=0.7, help="fraction of measured capacity")
     ap.add_argument("--capacity", type=float, default=0, help="ops/s (skip measuring)")
     ap.add_argument("--capacity-seconds", type=float, default=30)
-    ap.add_argument("--capacity-conc", type=int, default=6)
+    ap.add_argument("--capacity-conc", type=int, default=8)
     ap.add_argument("--worker-kill-every", type=float, default=60, help="0 = never")
     ap.add_argument("--redis-down-s", type=float, default=3)
     ap.add_argument("--verifier-workers", type=int, default=1)
