@@ -230,6 +230,22 @@ async def test_commit_with_lost_reply_is_not_applied_twice(
     await s.close()
 
 
+async def test_a_stored_nan_reads_as_no_running_mean(rserver: RedisServer) -> None:
+    """A NaN written by an older version reads as SQLite reads its NULL: no running mean
+    (the next call seeds it), never a value that fails every later call."""
+    prefix = f"n{time.monotonic_ns()}:"
+    s = RedisJobStore(rserver.url, prefix=prefix)
+    try:
+        await s.put(JobRecord("j", RunningSigma(1.0, 3), EMA, 1.0, 1.0))
+        rserver.client().hset(f"{prefix}{{j}}:job", "sigma_bar", "nan")
+        rec = await s.get("j")
+        assert rec is not None and rec.running == RunningSigma(None, 3)
+        await s.transact("j", "r", "d", EMA, folder(0.5))
+        assert (await s.get("j")).running == RunningSigma(0.5, 1)  # type: ignore[union-attr]
+    finally:
+        await s.close()
+
+
 async def test_idempotency_keys_expire(rserver: RedisServer) -> None:
     prefix = f"x{time.monotonic_ns()}:"
     s = RedisJobStore(rserver.url, idempotency_ttl_s=3600, prefix=prefix)

@@ -78,10 +78,12 @@ def _encode(rec: JobRecord) -> dict[Any, Any]:
 
 
 def _decode(job_id: str, h: Mapping[Any, Any]) -> JobRecord:
-    sb = h.get("sigma_bar", "")
+    sb = float(h["sigma_bar"]) if h.get("sigma_bar") else None
+    if sb is not None and not math.isfinite(sb):
+        sb = None  # a NaN an older version stored: no running mean, as SQLite reads it
     return JobRecord(
         job_id=job_id,
-        running=RunningSigma(float(sb) if sb else None, int(h["count"])),
+        running=RunningSigma(sb, int(h["count"])),
         config=ShapingConfig(**json.loads(h["config"])),
         created_at=float(h["created_at"]),
         updated_at=float(h["updated_at"]),
