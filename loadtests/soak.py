@@ -632,8 +632,65 @@ def _merge(recs: list[Rec], spans: list[tuple[float, float]]) -> dict[str, Any]:
     return out
 
 
+def _p(w: dict[str, Any], route: str) -> str:
+    x = w[route]["p99_s"]
+    return "-" if x is None else f"{x:.2f}"
+
+
+def render(rep: dict[str, Any]) -> str:
+    """The report's tables as markdown (docs/reliability.md)."""
+    routes = ("/score_group", "/score_sample", "/get_reward")
+    lines = [
+        f"capacity {rep['capacity_ops_s']} ops/s, offered {rep['offered_ops_s']} ops/s, "
+        f"{rep['requests']} answers, {rep['skipped_ops']} ops skipped by the generator",
+        "",
+        "| route | answers by code |",
+        "|---|---|",
+    ]
+    for route, codes in rep["codes"].items():
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
+        lines.append(f"| `{route}` | {shown} |")
+    lines += [
+        "",
+        "| fault | at | recovered | p99 before (group / sample / get_reward) | during | after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in rep["faults"]:
+        cells = [" / ".join(_p(f[w], r) for r in routes) for w in ("before", "during", "after")]
+        row = f"| {f['fault']} | {f['t']} s | {f['recovered_t']} s | " + " | ".join(cells)
+        lines.append(row + " |")
+    wk = rep["worker_kills"]
+    cells = [
+        " / ".join(_p(wk[w], r) for r in routes)
+        for w in ("before_10s", "during_0_10s", "after_10_30s")
+    ]
+    lines.append(f"| worker_kill9 x{wk['kills']} | - | - | " + " | ".join(cells) + " |")
+    lines += ["", "| minute | answers | 200/s | p50 | p99 |", "|---|---|---|---|---|"]
+    for row in rep["timeline"]:
+        lines.append(
+            f"| {int(row['t'] // 60)} | {row['answers']} | {row['ok_per_s']} | "
+            f"{row['p50_s']} | {row['p99_s']} |"
+        )
+    keys = [k for k in rep["rss_first"] if k != "t"]
+    lines += ["", "| RSS (MiB) | first | peak | last |", "|---|---|---|---|"]
+    for k in keys:
+        lines.append(
+            f"| {k} | {rep['rss_first'][k]} | {rep['rss_peak'][k]} | {rep['rss_last'].get(k)} |"
+        )
+    stt = rep["state"]
+    lines += [
+        "",
+        f"5xx: {rep['5xx_total']} (undocumented: {rep['5xx_undocumented']}); transport errors: "
+        f"{rep['transport_errors']}; acknowledged updates lost: {stt['lost']}, applied twice: "
+        f"{stt['applied_twice']}; unfinished calls: {stt['unfinished']}; acknowledged ids "
+        f"checked for replay: {stt['replay_checked']} (missing: {stt['replay_missing']})",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--render", default="", help="print a report's tables as markdown, exit")
     ap.add_argument("--duration", type=float, default=1800, help="seconds of loaded run")
     ap.add_argument("--load", type=float, default=0.7, help="fraction of measured capacity")
     ap.add_argument("--capacity", type=float, default=0, help="ops/s (skip measuring)")
@@ -647,6 +704,9 @@ def main() -> int:
     ap.add_argument("--workdir", default="", help="keep logs here (default: a temp dir)")
     ap.add_argument("--out", default="soak-result.json")
     args = ap.parse_args()
+    if args.render:
+        print(render(json.loads(Path(args.render).read_text())))
+        return 0
     if shutil.which("redis-server") is None:
         print("redis-server is not on PATH", file=sys.stderr)
         return 2
