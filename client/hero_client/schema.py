@@ -11,6 +11,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# Bounds of a job's state (docs/reliability.md, "Import"): with every sigma (and RM score)
+# at most SIGMA_BAR_MAX and at most JOB_COUNT_MAX groups, the cumulative mean's running
+# sum (sigma_bar * count + new sigmas) stays far below the float maximum.
+SIGMA_BAR_MAX = 1e150
+JOB_COUNT_MAX = 2**53
+TIMESTAMP_MAX = 1e11  # seconds since the epoch (year 5138)
 
 PresetName = Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"]
 SigmaMean = Literal["ema", "cumulative"]
@@ -141,14 +147,24 @@ class ScoreBatchResponse(BaseModel):
 
 
 class JobState(BaseModel):
-    job_id: str
+    """A job's state: GET /jobs/{id} exports it, PUT /jobs/{id} imports it unchanged.
+
+    `sigma_bar` null means the job has no running mean: never scored, or its value was
+    lost (older versions stored NaN as null). `count` is then kept as given, and the next
+    call seeds sigma_bar with its own mean sigma and restarts count, as for a new job."""
+
+    job_id: str = Field(..., pattern=JOB_ID_PATTERN)
     sigma_bar: float | None = Field(
-        None, description="Running mean of sigma; None before the first group."
+        None,
+        ge=0,
+        le=SIGMA_BAR_MAX,
+        allow_inf_nan=False,
+        description="Running mean of sigma; None before the first group.",
     )
-    count: int = Field(0, description="Groups folded into sigma_bar.")
+    count: int = Field(0, ge=0, le=JOB_COUNT_MAX, description="Groups folded into sigma_bar.")
     config: ShapingConfigOut
-    created_at: float
-    updated_at: float
+    created_at: float = Field(..., ge=0, le=TIMESTAMP_MAX, allow_inf_nan=False)
+    updated_at: float = Field(..., ge=0, le=TIMESTAMP_MAX, allow_inf_nan=False)
 
 
 class ErrorBody(BaseModel):

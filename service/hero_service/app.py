@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.verifier_max_tasks,
             settings.verifier_memory_mb,
             settings.verifier_max_queue,
+            max_per_owner=settings.verifier_max_per_request,
         )
         rt.pool = pool
         metrics.verifier_pool_size.set(settings.verifier_workers)

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     verifier_max_queue: int = Field(
         20_000, ge=1, description="Max verifications waiting for a worker before 429."
     )
+    verifier_max_per_request: int = Field(
+        0,
+        ge=0,
+        description="Most verifier workers one request may hold at once (0 = no cap; "
+        "requests always share the workers round-robin).",
+    )
 
     # reward model
     rm_backend: Literal["embedded", "hf", "vllm", "remote"] = Field(
@@ -161,6 +167,12 @@ class Settings(BaseSettings):
 
     # request limits
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Max request body (413).")
+    body_read_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest time to receive a request body; a stalled upload gets 408 and "
+        "frees its slot (0 = no limit).",
+    )
     max_group_size: int = Field(1024, ge=1, description="Max responses per group.")
     max_batch_groups: int = Field(1024, ge=1, description="Max groups per /score_batch call.")
     max_response_chars: int = Field(200_000, ge=1, description="Max characters per response.")

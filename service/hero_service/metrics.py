@@ -143,6 +143,13 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.refused = Counter(
+            "hero_refused_requests_total",
+            "Requests refused before any work: unauthorized (401, no body read), "
+            "body_timeout (408, upload stalled past body_read_timeout_s).",
+            ["reason"],
+            registry=r,
+        )
         self.replays = Counter(
             "hero_idempotent_replays_total",
             "Requests answered from the idempotency store.",

@@ -22,6 +22,7 @@ from hero_service.shaping import (
     shape_batch,
 )
 from hero_service.state import JobRecord, JobStore, RequestIdConflict
+from hero_service.verify.pool import owned_by
 from hero_service.verify.rules import RuleVerifier, Verdict
 
 # render(results, sigma_bar, timings) -> response json stored for idempotent replay
@@ -108,6 +109,21 @@ class Pipeline:
 
     # -- scoring -------------------------------------------------------------------------
     async def score(
+        self,
+        job_id: str,
+        groups: Sequence[GroupIn],
+        request_id: str | None,
+        digest: str,
+        overrides: ShapingOverrides | None,
+        verifier: str | None,
+        render: Render,
+    ) -> Scored:
+        with owned_by():  # this call's verifications share the pool fairly with others
+            return await self._score(
+                job_id, groups, request_id, digest, overrides, verifier, render
+            )
+
+    async def _score(
         self,
         job_id: str,
         groups: Sequence[GroupIn],

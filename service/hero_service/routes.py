@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hero_client.schema import (
+    JOB_ID_PATTERN,
     ErrorBody,
     GroupIn,
     GroupResult,
@@ -35,11 +36,13 @@ from hero_service.pipeline import Pipeline
 from hero_service.rm import RMInput
 from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError
 from hero_service.state import JobRecord, payload_digest
+from hero_service.verify.pool import owned_by
 
 if TYPE_CHECKING:
     from hero_service.app import Runtime
 
 router = APIRouter()
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job id.")]
 _ERRORS: dict[int | str, dict[str, object]] = {
     c: {"model": ErrorBody} for c in (401, 404, 409, 413, 415, 422, 429, 502, 503)
 }
@@ -133,7 +136,8 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     p = _pipeline(request)
     p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
     name = req.verifier or p.settings.verifier
-    vs = await p.verifier.verify_group(req.reference, req.responses, name)
+    with owned_by():  # one request's answers share the pool fairly with other requests
+        vs = await p.verifier.verify_group(req.reference, req.responses, name)
     return VerifyResponse.model_construct(
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
@@ -174,11 +178,12 @@ async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
 
 
 def _state(rec: JobRecord) -> JobState:
-    return JobState(
+    # constructed, not validated: a record stored by an older version must still export
+    return JobState.model_construct(
         job_id=rec.job_id,
         sigma_bar=rec.running.sigma_bar,
         count=rec.running.count,
-        config=ShapingConfigOut(**rec.config.to_dict()),
+        config=ShapingConfigOut.model_construct(**rec.config.to_dict()),
         created_at=rec.created_at,
         updated_at=rec.updated_at,
     )
@@ -190,7 +195,7 @@ async def list_jobs(request: Request) -> list[JobState]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
-async def get_job(job_id: str, request: Request) -> JobState:
+async def get_job(job_id: JobId, request: Request) -> JobState:
     """A job's state; the body is also the export format accepted by PUT."""
     rec = await _pipeline(request).store.get(job_id)
     if rec is None:
@@ -199,12 +204,12 @@ async def get_job(job_id: str, request: Request) -> JobState:
 
 
 @router.put("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
-async def import_job(job_id: str, state: JobState, request: Request) -> JobState:
-    """Create or overwrite a job from an exported state (restore from a checkpoint)."""
+async def import_job(job_id: JobId, state: JobState, request: Request) -> JobState:
+    """Create or overwrite a job from an exported state (restore from a checkpoint).
+    Every GET export imports unchanged; an invalid state is a 422 naming the field and
+    nothing is stored (docs/reliability.md, "Jobs API")."""
     if state.job_id != job_id:
         raise InvalidInput(f"job_id in body ({state.job_id!r}) != path ({job_id!r})", "job_id")
-    if state.count < 0 or (state.count > 0) != (state.sigma_bar is not None):
-        raise InvalidInput("sigma_bar must be set exactly when count > 0", "sigma_bar")
     try:
         cfg = ShapingConfig(**state.config.model_dump())
     except ShapingError as e:
@@ -212,12 +217,15 @@ async def import_job(job_id: str, state: JobState, request: Request) -> JobState
     rec = JobRecord(
         job_id, RunningSigma(state.sigma_bar, state.count), cfg, state.created_at, state.updated_at
     )
-    await _pipeline(request).store.put(rec)
+    try:
+        await _pipeline(request).store.put(rec)  # the store checks the record too
+    except ShapingError as e:
+        raise InvalidInput(f"{e.field}: {e.message}", e.field) from None
     return _state(rec)
 
 
 @router.delete("/jobs/{job_id}", responses=_ERRORS, tags=["jobs"])
-async def reset_job(job_id: str, request: Request) -> JSONResponse:
+async def reset_job(job_id: JobId, request: Request) -> JSONResponse:
     """Forget a job: its sigma_bar, config and remembered request ids."""
     if not await _pipeline(request).store.delete(job_id):
         raise NotFound(f"job {job_id!r} not found", "job_id")

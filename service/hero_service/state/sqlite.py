@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any
 
-from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Compute, JobRecord, check_replay
+from hero_service.shaping import RunningSigma, ShapingConfig, check_running
+from hero_service.state.base import Compute, JobRecord, check_record, check_replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -93,6 +93,7 @@ class SQLiteJobStore:
                 ).fetchone()
                 rec = _record(row) if row else JobRecord(job_id, RunningSigma(), init, now, now)
                 running, response = compute(rec)
+                check_running(running)  # never store a non-finite mean
                 c.execute(
                     "INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job_id) DO UPDATE SET "
                     "sigma_bar=excluded.sigma_bar, count=excluded.count, "
@@ -163,6 +164,7 @@ class SQLiteJobStore:
         return [_record(r) for r in rows]
 
     async def put(self, record: JobRecord) -> None:
+        check_record(record)
         await asyncio.to_thread(
             self._exec,
             "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)",
