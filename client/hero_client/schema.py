@@ -15,9 +15,13 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
 PresetName = Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"]
 SigmaMean = Literal["ema", "cumulative"]
 AdvantageMode = Literal["none", "centered", "grpo"]
-VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice"]
+# "cascade+judge": cascade, then a model judge for rule-negative answers (docs/verifier.md).
+VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice", "cascade+judge"]
 Collapse = Literal["all_correct", "all_incorrect", "mixed"]
 VerifierStatus = Literal["correct", "incorrect", "no_answer", "timeout", "error", "rejected"]
+# What the judge stage said about a rule-negative answer: true (flipped to correct), false,
+# unavailable (not asked: circuit breaker open or judge saturated), timeout, error.
+JudgeOutcome = Literal["true", "false", "unavailable", "timeout", "error"]
 
 
 class _Strict(BaseModel):
@@ -115,6 +119,11 @@ class GroupResult(BaseModel):
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
     )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
+    )
     rm_scores: list[float]
     normalized: list[float]
     weight: float
@@ -185,6 +194,7 @@ class ServiceConfig(BaseModel):
 class VerifyRequest(_Strict):
     """Debug: the rule verifier alone."""
 
+    prompt: str = Field("", description="The question; only the judge stage reads it.")
     reference: str = Field(..., min_length=1)
     responses: list[str] = Field(..., min_length=1)
     verifier: VerifierName | None = None
@@ -198,6 +208,11 @@ class VerifyResponse(BaseModel):
     verifier_name: VerifierName
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
+    )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
     )
 
 
@@ -285,6 +300,7 @@ class ScoreSampleResponse(BaseModel):
     verifier_status: VerifierStatus
     answer: str | None = None
     verifier_stage: str | None = None
+    judge: JudgeOutcome | None = None
     rm_score: float
     normalized: float
     advantage: float | None = None

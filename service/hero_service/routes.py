@@ -131,9 +131,13 @@ async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
 async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     """The rule verifier alone (no state is touched)."""
     p = _pipeline(request)
-    p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
+    p.check_limits(
+        [GroupIn(prompt=req.prompt, reference=req.reference, responses=req.responses)],
+        lambda _: "",
+    )
+    p.verifier_name(req.verifier)  # cascade+judge needs a judge
     name = req.verifier or p.settings.verifier
-    vs = await p.verifier.verify_group(req.reference, req.responses, name)
+    vs = await p.verifier.verify_group(req.reference, req.responses, name, req.prompt)
     return VerifyResponse.model_construct(
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
@@ -141,6 +145,7 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
         reasons=[v.reason for v in vs],
         verifier_name=name,
         verifier_stage=[v.stage for v in vs],
+        judge=[v.judge for v in vs] if any(v.judge for v in vs) else None,
     )
 
 
