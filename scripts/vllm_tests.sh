@@ -21,4 +21,4 @@ export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
 export HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 
 cd "$REPO"
-exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m vllm tests/test_rm_vllm.py "$@"
+exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m vllm tests/test_rm_vllm.py tests/test_judge_vllm.py "$@"

@@ -1,0 +1,482 @@
+"""The judge stage (verify/judge.py) against a scripted OpenAI-compatible server: a real
+uvicorn HTTP server on loopback whose chat completions return scripted first-token logprobs.
+
+The script reads the model answer out of the prompt (TinyV's <model_answer> tag) and answers
+by its first word: yes -> True, no -> False, maybe -> P(True) 0.6, garbage -> neither word,
+boom -> HTTP 500, hang -> no answer until the test ends. `always_true` answers True to all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from conftest import free_port
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from hero_service.config import Settings
+from hero_service.metrics import Metrics
+from hero_service.offline import local_client
+from hero_service.verify.judge import (
+    DEFAULT_PROMPT,
+    Judge,
+    JudgeConfig,
+    Reading,
+    read_logprobs,
+    render_prompt,
+)
+from hero_service.verify.pool import VerifierPool
+from hero_service.verify.rules import RuleVerifier, Verdict
+
+DATA = Path(__file__).parent / "data"
+ADVERSARIAL = [json.loads(x) for x in (DATA / "adversarial.jsonl").read_text().splitlines() if x]
+_ANSWER = re.compile(r"<model_answer>(.*?)</model_answer>", re.S)
+
+
+def _lp(pairs: list[tuple[str, float]]) -> dict[str, Any]:
+    top = [{"token": t, "logprob": math.log(p), "bytes": None} for t, p in pairs]
+    first = dict(top[0])
+    return {"content": [{**first, "top_logprobs": top}]}
+
+
+@dataclass
+class Script:
+    always_true: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def answers(self) -> list[str]:
+        out = []
+        for c in self.calls:
+            m = _ANSWER.search(c["messages"][0]["content"])
+            out.append(m.group(1) if m else "")
+        return out
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models() -> dict[str, Any]:
+            return {"object": "list", "data": [{"id": "scripted-judge", "object": "model"}]}
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> JSONResponse:
+            body = await request.json()
+            self.calls.append(body)
+            self.headers.append(dict(request.headers))
+            m = _ANSWER.search(body["messages"][0]["content"])
+            word = (m.group(1).split() or [""])[0] if m else ""
+            if self.always_true:
+                word = "yes"
+            if word == "boom":
+                return JSONResponse({"error": "scripted failure"}, status_code=500)
+            if word == "hang":
+                for _ in range(1200):  # bounded: at most 60 s
+                    if self.release.is_set():
+                        break
+                    await asyncio.sleep(0.05)
+            pairs = {
+                "yes": [("True", 0.95), ("False", 0.04), ("The", 0.01)],
+                "no": [("False", 0.9), (" True", 0.05), ("true", 0.02)],
+                "maybe": [("True", 0.6), ("False", 0.4)],
+                "garbage": [("Maybe", 0.7), ("Perhaps", 0.3)],
+            }.get(word, [("False", 0.99), ("True", 0.01)])
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": pairs[0][0]},
+                "logprobs": _lp(pairs),
+                "finish_reason": "length",
+            }
+            return JSONResponse({"id": "x", "object": "chat.completion", "choices": [choice]})
+
+        return app
+
+
+@pytest.fixture
+def script() -> Iterator[tuple[Script, str]]:
+    s = Script()
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(s.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(1000):
+        if server.started:
+            break
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield s, f"http://127.0.0.1:{port}"
+    finally:
+        s.release.set()
+        server.should_exit = True
+        t.join(30)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _judge(url: str, clock: FakeClock | None = None, **kw: Any) -> tuple[Judge, Metrics]:
+    m = Metrics()
+    cfg = JudgeConfig(url=url, **kw)
+    return (Judge(cfg, m, clock) if clock else Judge(cfg, m)), m
+
+
+def _metric(m: Metrics, name: str, **labels: str) -> float:
+    v = m.registry.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+def _incorrect(answer: str, stage: str = "math_verify") -> Verdict:
+    return Verdict(0, "incorrect", answer, None, stage)
+
+
+# -- pure parts ---------------------------------------------------------------------------
+
+
+def test_read_logprobs_sums_spellings_and_needs_a_word() -> None:
+    r = read_logprobs({"logprobs": _lp([("True", 0.5), (" true", 0.2), ("False", 0.1)])})
+    assert r == Reading(pytest.approx(0.7), pytest.approx(0.1))  # type: ignore[arg-type]
+    assert r is not None and r.share() == pytest.approx(0.875)
+    assert read_logprobs({"logprobs": _lp([("ĠFalse", 0.9), ("▁True", 0.05)])}) is not None
+    assert read_logprobs({"logprobs": _lp([("Yes", 0.9), ("No", 0.1)])}) is None
+    # only the sampled token, no top list: still read
+    only = {"logprobs": {"content": [{"token": "False", "logprob": -0.1, "top_logprobs": []}]}}
+    assert read_logprobs(only) == Reading(0.0, pytest.approx(math.exp(-0.1)))  # type: ignore[arg-type]
+
+
+def test_prompt_is_tinyv_format_and_filled_in_one_pass() -> None:
+    p = render_prompt(DEFAULT_PROMPT, "Who wins?", "Alice", "{reference} {question}")
+    assert "<question>Who wins?</question>" in p
+    assert "<ground_truth_answer>Alice</ground_truth_answer>" in p
+    assert "<model_answer>{reference} {question}</model_answer>" in p  # never re-scanned
+    assert p.rstrip().endswith('otherwise return "False".')
+
+
+def test_cascade_judge_setting_needs_a_url() -> None:
+    with pytest.raises(ValueError, match="judge_url"):
+        Settings(verifier="cascade+judge")
+    s = Settings(verifier="cascade+judge", judge_url="http://j:8000", judge_skip_stages="guard,x")
+    assert s.judge_skip_stages == ["guard", "x"]
+    assert JudgeConfig.from_settings(s).skip_stages == frozenset({"guard", "x"})
+
+
+# -- the judge client against the scripted server ------------------------------------------
+
+
+async def test_flips_only_yes_one_call_per_distinct_answer_then_cache(
+    script: tuple[Script, str],
+) -> None:
+    s, url = script
+    judge, m = _judge(url, api_key="sekret")
+    try:
+        vs = [_incorrect("yes Alice"), _incorrect("no Bob"), _incorrect("yes Alice")]
+        vs += [Verdict(1, "correct", "1", None, "exact"), _incorrect("maybe so")]
+        out = await judge.review("Who wins?", "the first player", vs)
+        assert [v.label for v in out] == [1, 0, 1, 1, 1]
+        assert [v.stage for v in out] == ["judge", "math_verify", "judge", "exact", "judge"]
+        assert [v.judge for v in out] == ["true", "false", "true", None, "true"]
+        assert out[1].reason == "judge_false" and out[0].status == "correct"
+        assert sorted(s.answers()) == ["maybe so", "no Bob", "yes Alice"]
+        body = s.calls[0]
+        assert body["model"] == "scripted-judge"  # read from /v1/models
+        assert body["max_tokens"] == 1 and body["logprobs"] is True
+        assert body["top_logprobs"] == 5 and body["temperature"] == 0
+        assert "<question>Who wins?</question>" in body["messages"][0]["content"]
+        assert s.headers[0]["authorization"] == "Bearer sekret"
+        assert _metric(m, "hero_judge_flips_total") == 3
+        assert _metric(m, "hero_judge_requests_total", outcome="true") == 2
+        assert _metric(m, "hero_judge_requests_total", outcome="false") == 1
+        # the same group again: all from the cache, no new call
+        again = await judge.review("Who wins?", "the first player", vs)
+        assert again == out and len(s.calls) == 3
+        assert _metric(m, "hero_judge_cache_total", result="hit") == 3
+        # another question is another key
+        await judge.review("Who loses?", "the first player", vs[:1])
+        assert len(s.calls) == 4
+    finally:
+        await judge.close()
+
+
+async def test_threshold_custom_template_and_lru_size(
+    script: tuple[Script, str], tmp_path: Path
+) -> None:
+    s, url = script
+    tpl = tmp_path / "judge.txt"
+    tpl.write_text("Ref: {reference}\n<model_answer>{answer}</model_answer>\nQ: {question}")
+    cfg = JudgeConfig.from_settings(
+        Settings(judge_url=url, judge_prompt_file=str(tpl), judge_model="m1", judge_threshold=0.7)
+    )
+    judge = Judge(cfg, Metrics())
+    try:
+        out = await judge.review("q", "r", [_incorrect("maybe"), _incorrect("yes")])
+        assert [v.judge for v in out] == ["false", "true"]  # P(True) 0.6 is under 0.7
+        assert s.calls[0]["model"] == "m1"
+        assert s.calls[0]["messages"][0]["content"].startswith("Ref: r\n<model_answer>")
+    finally:
+        await judge.close()
+    tiny, _ = _judge(url, cache_size=1)
+    try:
+        for a in ("yes 1", "yes 2", "yes 1"):  # "yes 1" was evicted by "yes 2"
+            await tiny.ask("q", "r", a)
+        assert len(s.calls) == 5
+    finally:
+        await tiny.close()
+
+
+async def test_never_asked_about_ineligible_verdicts(script: tuple[Script, str]) -> None:
+    s, url = script
+    s.always_true = True
+    judge, _ = _judge(url)
+    try:
+        vs = [
+            Verdict(0, "rejected", "yes", "multiple_answers", "guard"),
+            Verdict(0, "rejected", "yes", "code", "guard"),
+            Verdict(0, "timeout", "yes", None, "math_verify"),
+            Verdict(0, "no_answer", None, None, "extract"),
+            Verdict(0, "error", "yes", "crash", "math_verify"),
+            _incorrect("yes", "guard"),  # hedge, plus_minus, unit_mismatch
+            _incorrect("yes", "numeric"),
+            _incorrect("yes", "choice"),
+            _incorrect("yes " + "1, " * 20),  # 4 x len("7") + 16 characters at most
+            _incorrect("   "),
+        ]
+        assert await judge.review("q", "7", vs) == vs
+        assert s.calls == []
+        assert [v.judge for v in await judge.review("q", "7", [_incorrect("yes 1, 2")])] == ["true"]
+    finally:
+        await judge.close()
+
+
+async def test_deadline_unparsed_and_busy_leave_the_rule_verdict(
+    script: tuple[Script, str],
+) -> None:
+    s, url = script
+    judge, m = _judge(url, timeout_s=0.5, max_concurrency=2)
+    try:
+        out = await judge.review("q", "r", [_incorrect("hang"), _incorrect("garbage")])
+        assert [(v.label, v.status, v.stage) for v in out] == [(0, "incorrect", "math_verify")] * 2
+        assert [v.judge for v in out] == ["timeout", "error"]
+        assert [v.reason for v in out] == ["judge_timeout", "judge_error"]
+        assert _metric(m, "hero_judge_requests_total", outcome="timeout") == 1
+        assert _metric(m, "hero_judge_requests_total", outcome="unparsed") == 1
+        # the timeout counts toward the breaker, the unparsed answer (it came first) does not
+        assert judge.breaker.count == 1 and judge.breaker.state == "closed"
+        # every slot taken for the whole deadline: skipped as busy, not a judge failure
+        async with judge._slots, judge._slots:
+            r = await judge.ask("q", "r", "yes")
+        assert r.outcome == "unavailable"
+        assert _metric(m, "hero_judge_skipped_total", reason="busy") == 1
+        # errors and timeouts are not cached: asked again
+        n = len(s.calls)
+        await judge.ask("q", "r", "garbage")
+        assert len(s.calls) == n + 1
+    finally:
+        await judge.close()
+
+
+async def test_breaker_opens_skips_probes_and_closes(script: tuple[Script, str]) -> None:
+    s, url = script
+    clock = FakeClock()
+    judge, m = _judge(url, clock, breaker_failures=2, breaker_reset_s=30)
+    try:
+        assert [(await judge.ask("q", "r", f"boom {i}")).outcome for i in (1, 2)] == ["error"] * 2
+        assert judge.breaker.state == "open"
+        assert _metric(m, "hero_judge_breaker_state") == 2
+        assert _metric(m, "hero_judge_breaker_trips_total") == 1
+        n = len(s.calls)
+        out = await judge.review("q", "r", [_incorrect("yes"), _incorrect("yes")])
+        assert [(v.label, v.judge, v.reason) for v in out] == [
+            (0, "unavailable", "judge_unavailable")
+        ] * 2
+        assert len(s.calls) == n  # skipped without a call
+        assert _metric(m, "hero_judge_skipped_total", reason="breaker_open") == 1
+        clock.now += 30  # half-open: one probe; it fails -> open again
+        assert (await judge.ask("q", "r", "boom 3")).outcome == "error"
+        assert judge.breaker.state == "open"
+        assert (await judge.ask("q", "r", "yes")).outcome == "unavailable"
+        clock.now += 30  # the next probe succeeds -> closed
+        assert (await judge.ask("q", "r", "yes")).outcome == "true"
+        assert judge.breaker.state == "closed"
+        assert _metric(m, "hero_judge_breaker_state") == 0
+        assert _metric(m, "hero_judge_breaker_trips_total") == 2
+    finally:
+        await judge.close()
+
+
+async def test_connection_refused_is_an_error_never_an_exception() -> None:
+    judge, m = _judge(f"http://127.0.0.1:{free_port()}/v1", model="x", breaker_failures=1)
+    try:
+        out = await judge.review("q", "r", [_incorrect("yes")])
+        assert (out[0].label, out[0].judge, out[0].reason) == (0, "error", "judge_error")
+        assert judge.breaker.state == "open"
+        assert _metric(m, "hero_judge_requests_total", outcome="error") == 1
+    finally:
+        await judge.close()
+
+
+# -- the whole service ----------------------------------------------------------------------
+
+
+def _settings(tmp: Path, **kw: Any) -> Settings:
+    return Settings(state_path=str(tmp / "state.sqlite3"), verifier_workers=1, **kw)
+
+
+GROUP = {
+    "prompt": "Alice and Bob play a game. Who wins?",
+    "reference": "the first player",
+    "responses": [
+        "So \\boxed{yes Alice}",
+        "So \\boxed{no Bob}",
+        "So \\boxed{the first player}",
+        "I do not know.",
+        "\\boxed{yes Alice} or \\boxed{no Bob}",
+        "So \\boxed{yes Alice}",
+    ],
+    "labels": [1, 0, 1, 0, 0, 0],
+}
+
+
+async def test_service_flips_reports_stage_judge_and_stage_confusion(
+    script: tuple[Script, str], tmp_path: Path
+) -> None:
+    s, url = script
+    settings = _settings(tmp_path, judge_url=url, judge_model="scripted-judge")
+    async with local_client(settings) as c:
+        body = {k: GROUP[k] for k in ("prompt", "reference", "responses")}
+        r = await c.post("/verify", json={**body, "verifier": "cascade+judge"})
+        assert r.status_code == 200, r.text
+        v = r.json()
+        assert v["verifier"] == [1, 0, 1, 0, 0, 1]
+        assert v["verifier_stage"] == ["judge", "math_verify", "exact", "extract", "guard", "judge"]
+        assert v["judge"] == ["true", "false", None, None, None, "true"]
+        assert v["verifier_status"][4] == "rejected"
+        assert sorted(s.answers()) == ["no Bob", "yes Alice"]
+        assert GROUP["prompt"] in s.calls[0]["messages"][0]["content"]
+        plain = (await c.post("/verify", json=body)).json()  # default cascade: no judge
+        assert plain["verifier"] == [0, 0, 1, 0, 0, 0] and plain["judge"] is None
+
+        r = await c.post("/score_group", json={**GROUP, "job_id": "j", "verifier": "cascade+judge"})
+        assert r.status_code == 200, r.text
+        g = r.json()
+        assert g["verifier"] == [1, 0, 1, 0, 0, 1]
+        assert g["verifier_stage"][0] == "judge" and g["judge"][1] == "false"
+        assert len(s.calls) == 2  # the cache answered the second time
+        text = (await c.get("/metrics")).text
+        assert 'hero_verifier_stage_confusion_total{outcome="tp",stage="judge"} 1.0' in text
+        assert 'hero_verifier_stage_confusion_total{outcome="fp",stage="judge"} 1.0' in text
+        assert 'hero_verifier_stage_confusion_total{outcome="tn",stage="guard"} 1.0' in text
+        assert "hero_judge_flips_total 4.0" in text
+        assert (
+            'hero_verifier_stage_total{stage="judge",status="correct",verifier="cascade+judge"}'
+            in text
+        )
+
+
+async def test_judge_down_equals_cascade_and_metrics_show_the_breaker(tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = _settings(
+        tmp_path,
+        judge_url=down,
+        judge_model="tinyv",
+        judge_breaker_failures=2,
+        judge_breaker_reset_s=3600,
+        verifier_cache_size=0,
+    )
+    groups = [
+        {
+            **GROUP,
+            "prompt": f"Question {i}",
+            "responses": [f"\\boxed{{answer {i}}}", *GROUP["responses"]],
+            "labels": None,
+        }
+        for i in range(4)
+    ]
+    async with local_client(settings) as c:
+        got: dict[str, list[dict[str, Any]]] = {}
+        for verifier in ("cascade+judge", "cascade"):
+            got[verifier] = []
+            for i, g in enumerate(groups):
+                body = {**g, "job_id": f"{verifier.replace('+', '-')}-{i}", "verifier": verifier}
+                r = await c.post("/score_group", json=body)
+                assert r.status_code == 200, r.text
+                got[verifier].append(r.json())
+        keys = ("verifier", "verifier_status", "answers", "verifier_stage", "rewards", "weight")
+        for a, b in zip(got["cascade+judge"], got["cascade"], strict=True):
+            assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+            assert b["judge"] is None
+        first = got["cascade+judge"][0]["judge"]
+        assert first[0] == "error" and first[1] == "error"
+        assert set(got["cascade+judge"][-1]["judge"]) == {None, "unavailable"}
+        text = (await c.get("/metrics")).text
+        assert "hero_judge_breaker_state 2.0" in text
+        assert "hero_judge_breaker_trips_total 1.0" in text
+        # the first group's 3 distinct answers were all in flight before the breaker opened
+        assert 'hero_judge_requests_total{outcome="error"} 3.0' in text
+        assert 'hero_judge_skipped_total{reason="breaker_open"}' in text
+        assert "hero_judge_flips_total 0.0" in text
+
+
+async def test_cascade_judge_without_a_judge_is_refused(tmp_path: Path) -> None:
+    async with local_client(_settings(tmp_path)) as c:
+        body = {"reference": "1", "responses": ["\\boxed{1}"], "verifier": "cascade+judge"}
+        r = await c.post("/verify", json=body)
+        assert r.status_code == 422 and r.json()["field"] == "verifier"
+        r = await c.post("/score_group", json={**body, "job_id": "j"})
+        assert r.status_code == 422 and r.json()["field"] == "verifier"
+
+
+# -- the adversarial corpus: the judge never overrules a rejected answer ---------------------
+
+
+async def test_always_true_judge_never_flips_rejected_adversarial_answers(
+    script: tuple[Script, str],
+) -> None:
+    s, url = script
+    s.always_true = True
+    pool = VerifierPool(2, 3.0, 200, 1024, 10_000)
+    await pool.warm_up()
+    judge, _ = _judge(url)
+    try:
+        rv = RuleVerifier(pool, Metrics(), inner_timeout_s=2, judge=judge)
+        asked, flipped, rejected = 0, 0, 0
+        for case in ADVERSARIAL:
+            (v,) = await asyncio.wait_for(
+                rv.verify_group(
+                    case["reference"], [case["response"]], "cascade+judge", "Compute it."
+                ),
+                60,
+            )
+            rejected += v.status == "rejected"
+            if v.judge is None:
+                # not asked: this is the rule verdict itself, and none of those is correct
+                assert v.label == 0 and v.stage != "judge", (case["id"], v)
+                continue
+            asked += 1
+            (rule,) = await rv.verify_group(case["reference"], [case["response"]], "cascade")
+            assert rule.status == "incorrect", (case["id"], rule)
+            assert rule.stage not in ("guard", "prefilter", "numeric", "choice"), (case["id"], rule)
+            flipped += v.label
+        assert flipped == asked  # always True: every answer it was shown got flipped
+        assert rejected >= len(ADVERSARIAL) // 2
+    finally:
+        await judge.close()
+        pool.close()
