@@ -480,3 +480,60 @@ async def test_always_true_judge_never_flips_rejected_adversarial_answers(
     finally:
         await judge.close()
         pool.close()
+
+
+# -- hero report: per-stage confusion and the judge's FPR ----------------------------------
+
+
+def test_report_splits_confusion_by_stage_and_shows_judge_fpr() -> None:
+    from hero_service.report import _SECTIONS, analyse, headline, render_html, stage_rows
+
+    def rec(v: list[int], stage: list[str], judge: list[str | None], labels: Any) -> Any:
+        return {
+            "verifier": v,
+            "verifier_status": ["correct" if x else "incorrect" for x in v],
+            "verifier_stage": stage,
+            "judge": judge,
+            "labels": labels,
+            "rm_scores": [0.1 * i for i in range(len(v))],
+            "rewards": [float(x) for x in v],
+            "weight": 1.0,
+            "sigma": 0.5,
+            "sigma_bar": 0.5,
+            "collapse": "mixed",
+        }
+
+    records = [
+        # judge flips a right answer (tp) and a wrong one (fp), confirms a wrong one (tn)
+        rec(
+            [1, 1, 0, 1],
+            ["judge", "judge", "math_verify", "exact"],
+            ["true", "true", "false", None],
+            [1, 0, 0, 1],
+        ),
+        # the judge missed a right answer (fn) and was down once (not a ruling)
+        rec(
+            [0, 0, 0], ["string", "math_verify", "guard"], ["false", "unavailable", None], [1, 0, 0]
+        ),
+        rec([1, 0], ["exact", "math_verify"], [None, None], None),  # unlabelled
+    ]
+    a = analyse(records)
+    assert a.stage_confusion is not None
+    assert a.stage_confusion["judge"] == {"tp": 1, "fp": 1, "tn": 0, "fn": 0}
+    assert a.stage_confusion["math_verify"] == {"tp": 0, "fp": 0, "tn": 2, "fn": 0}
+    assert a.stage_confusion["exact"] == {"tp": 1, "fp": 0, "tn": 0, "fn": 0}
+    assert a.judge == {"true": 2, "false": 2, "unavailable": 1}
+    assert a.judge_confusion == {"tp": 1, "fp": 1, "tn": 1, "fn": 1}
+    rows = dict(headline(a))
+    assert rows["Judge FPR = fp/(fp+tn) on the rule-negatives it ruled on"] == "50.0% (1/2)"
+    assert rows["Judge: reviewed / flipped / not answered (rollouts)"] == "5 / 2 / 1"
+    # the stage column "wrong answers accepted" adds up to the verifier's FPR (1 of 4)
+    shares = {st: share for st, _, _, share in stage_rows(a)}
+    assert shares["judge"] == "25.0%" and shares["math_verify"] == "0.0%"
+    html = render_html(a, {k: b"png" for k, _, _ in _SECTIONS}, "t")
+    assert "Verifier stages vs trusted labels" in html and "<h2>Judge stage</h2>" in html
+    assert "FPR 50.0% (1/2 wrong answers flipped)" in html
+    # without judge data or labels the sections stay out
+    plain = analyse([rec([1, 0], ["exact", "math_verify"], [None, None], None)])
+    assert plain.stage_confusion is None and plain.judge == {}
+    assert "Judge stage" not in render_html(plain, {k: b"png" for k, _, _ in _SECTIONS}, "t")
