@@ -179,6 +179,14 @@ def test_cascade_judge_setting_needs_a_url() -> None:
     assert JudgeConfig.from_settings(s).skip_stages == frozenset({"guard", "x"})
 
 
+def test_client_sends_the_prompt_to_verify_only_when_given() -> None:
+    from hero_client import _base as b
+
+    assert "prompt" not in b.verify("1", ["x"], None).body  # servers before the judge refuse it
+    call = b.verify("1", ["x"], "cascade+judge", "Who wins?")
+    assert call.body["prompt"] == "Who wins?" and call.body["verifier"] == "cascade+judge"
+
+
 # -- the judge client against the scripted server ------------------------------------------
 
 
