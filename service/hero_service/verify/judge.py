@@ -54,6 +54,12 @@ DEFAULT_PROMPT = (
 )
 
 _FIELD = re.compile(r"\{(question|reference|answer)\}")
+# Text that could close the answer's tag or forge chat turns once rendered (`</model_answer>`,
+# `<|im_end|>`): such an answer is an injection attempt, never a math answer.
+_INJECTION = re.compile(
+    r"</|<\|[\w.-]{1,40}\|>|\[/?INST\]|<\s*(?:question|ground_truth_answer|model_answer|s)\s*>",
+    re.I,
+)
 
 
 def render_prompt(template: str, question: str, reference: str, answer: str) -> str:
@@ -242,6 +248,7 @@ class Judge:
             and bool(v.answer.strip())
             and (v.stage or "") not in c.skip_stages
             and len(v.answer) <= c.max_answer_ratio * len(reference) + c.answer_slack_chars
+            and _INJECTION.search(v.answer) is None
         )
 
     async def review(
