@@ -11,6 +11,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hero_client.schema import VerifierName
 from hero_service.shaping import PRESETS, ShapingConfig, ShapingError
 
+# Rule stages whose `incorrect` is a proof of difference, never reviewed by the judge (hedges
+# and unit mismatches, absurd input, numbers or endpoints or component counts that differ,
+# a wrong letter); `text`, `relation`, `string` and `math_verify` are reviewed.
+SKIP_STAGES = (
+    "guard",
+    "prefilter",
+    "numeric",
+    "rounding",
+    "angle",
+    "interval",
+    "components",
+    "choice",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERO_", extra="forbid")
@@ -107,9 +121,9 @@ class Settings(BaseSettings):
         4000, ge=0, description="The question sent to the judge is cut to its last N characters."
     )
     judge_skip_stages: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["guard", "prefilter", "numeric", "choice"],
-        description="Rule stages whose incorrect verdicts the judge never reviews "
-        "(comma-separated).",
+        default_factory=lambda: list(SKIP_STAGES),
+        description="Rule stages whose incorrect verdicts the judge never reviews: they "
+        "prove a difference (comma-separated).",
     )
 
     # reward model

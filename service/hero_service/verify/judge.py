@@ -2,8 +2,9 @@
 
 Used only under verifier `cascade+judge`. It reviews answers the rules called `incorrect`
 that have an extracted answer; never `rejected` (hacks, multiple answers, code, absurd
-input), `timeout`, `no_answer`, the stages in `skip_stages` (guards, pre-filter, exact
-numeric comparison, multiple choice), or answers far longer than the reference.
+input), `timeout`, `no_answer`, the stages in `skip_stages` (those whose `incorrect` proves a
+difference: guards, pre-filter, numbers, intervals, components, multiple choice), answers
+far longer than the reference, or answers that could break out of the prompt.
 
 The judge is any OpenAI-compatible /v1/chat/completions server (vLLM, SGLang) serving
 TinyV-1.5B or an instruct model. The verdict is read from the first generated token's
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from hero_client.schema import JudgeOutcome
+from hero_service.config import SKIP_STAGES
 from hero_service.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -187,7 +189,7 @@ class JudgeConfig:
     max_answer_ratio: float = 4.0
     answer_slack_chars: int = 16
     max_question_chars: int = 4000
-    skip_stages: frozenset[str] = frozenset({"guard", "prefilter", "numeric", "choice"})
+    skip_stages: frozenset[str] = frozenset(SKIP_STAGES)
 
     @classmethod
     def from_settings(cls, s: Settings) -> JudgeConfig:
