@@ -174,6 +174,8 @@ def test_prompt_is_tinyv_format_and_filled_in_one_pass() -> None:
 def test_cascade_judge_setting_needs_a_url() -> None:
     with pytest.raises(ValueError, match="judge_url"):
         Settings(verifier="cascade+judge")
+    with pytest.raises(ValueError, match="judge_url"):
+        Settings(judge_url="tinyv:8000")
     s = Settings(verifier="cascade+judge", judge_url="http://j:8000", judge_skip_stages="guard,x")
     assert s.judge_skip_stages == ["guard", "x"]
     assert JudgeConfig.from_settings(s).skip_stages == frozenset({"guard", "x"})
@@ -203,6 +205,7 @@ async def test_flips_only_yes_one_call_per_distinct_answer_then_cache(
         assert [v.stage for v in out] == ["judge", "math_verify", "judge", "exact", "judge"]
         assert [v.judge for v in out] == ["true", "false", "true", None, "true"]
         assert out[1].reason == "judge_false" and out[0].status == "correct"
+        assert out[0].reason == "judge_true p=0.960"  # 0.95 / (0.95 + 0.04)
         assert sorted(s.answers()) == ["maybe so", "no Bob", "yes Alice"]
         body = s.calls[0]
         assert body["model"] == "scripted-judge"  # read from /v1/models

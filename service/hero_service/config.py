@@ -296,6 +296,13 @@ class Settings(BaseSettings):
             v = json.loads(v) if v.lstrip().startswith("[") else v.split(",")
         return [x.strip() for x in v if x.strip()] if isinstance(v, list) else v
 
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("judge_url must be empty or an http(s):// base URL")
+        return v
+
     @field_validator("state_url")
     @classmethod
     def _state_url(cls, v: str) -> str:

@@ -42,7 +42,9 @@ log = logging.getLogger("hero_service.judge")
 
 # TinyV's verifier prompt (uw-nsl/TinyV, arXiv 2505.14625): an instruction to find false
 # negatives, three tagged fields, and "True"/"False" as the answer, so TinyV-1.5B works as
-# it is. Placeholders: {question}, {reference}, {answer}; nothing else is substituted.
+# it is. Written from TinyV's published prompt, not copied from its repository (none is
+# reachable here): whitespace may differ; judge_prompt_file takes their text verbatim.
+# Placeholders: {question}, {reference}, {answer}; nothing else is substituted.
 DEFAULT_PROMPT = (
     "You are an AI tasked with identifying false negatives in answer verification. A false "
     "negative occurs when a model's answer is essentially correct but is marked as incorrect "
@@ -273,7 +275,8 @@ class Judge:
             r = by_answer[v.answer]
             if r.outcome == "true":
                 self.metrics.judge_flips.inc()
-                reason = f"judge p_true={r.share:.3f}"
+                # share: P(True) / (P(True) + P(False)) of the first token
+                reason = f"judge_true p={r.share:.3f}"
                 out.append(
                     dataclasses.replace(
                         v, label=1, status="correct", reason=reason, stage="judge", judge="true"
