@@ -393,6 +393,7 @@ async def test_service_flips_reports_stage_judge_and_stage_confusion(
         assert v["verifier_status"][4] == "rejected"
         assert sorted(s.answers()) == ["no Bob", "yes Alice"]
         assert GROUP["prompt"] in s.calls[0]["messages"][0]["content"]
+        assert (await c.get("/config")).json()["judge"] == "scripted-judge"
         plain = (await c.post("/verify", json=body)).json()  # default cascade: no judge
         assert plain["verifier"] == [0, 0, 1, 0, 0, 0] and plain["judge"] is None
 
@@ -567,6 +568,10 @@ def test_report_splits_confusion_by_stage_and_shows_judge_fpr() -> None:
     html = render_html(a, {k: b"png" for k, _, _ in _SECTIONS}, "t")
     assert "Verifier stages vs trusted labels" in html and "<h2>Judge stage</h2>" in html
     assert "FPR 50.0% (1/2 wrong answers flipped)" in html
+    from hero_service.report import scorer_text
+
+    who = {"rm_backend": "hf", "rm_model": "m", "shaping_preset": "p", "verifier": "cascade+judge"}
+    assert scorer_text({**who, "judge": "tinyv"}).endswith("verifier cascade+judge (judge tinyv)")
     # without judge data or labels the sections stay out
     plain = analyse([rec([1, 0], ["exact", "math_verify"], [None, None], None)])
     assert plain.stage_confusion is None and plain.judge == {}

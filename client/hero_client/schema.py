@@ -189,6 +189,10 @@ class ServiceConfig(BaseModel):
     verifier: str = Field(..., description="Default rule verifier of new requests.")
     shaping_preset: str = Field(..., description="Preset new jobs start from.")
     shaping: ShapingConfigOut = Field(..., description="Default shaping (preset + overrides).")
+    judge: str | None = Field(
+        None,
+        description="The judge stage's model (verifier cascade+judge), if one is configured.",
+    )
 
 
 class VerifyRequest(_Strict):

@@ -179,6 +179,8 @@ def scorer_text(s: Any) -> str:
         f"RM {s.get('rm_backend')} ({s.get('rm_model') or 'no model name'}), "
         f"preset {s.get('shaping_preset')}, verifier {s.get('verifier')}"
     )
+    if s.get("judge"):
+        text += f" (judge {s['judge']})"
     over = s.get("shaping_overrides")
     if over:
         text += ", overrides " + ", ".join(f"{k}={v}" for k, v in sorted(over.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -251,6 +252,13 @@ def rm_model_name(s: Settings) -> str:
     return s.rm_model
 
 
+def judge_name(s: Settings) -> str | None:
+    """The judge's model name, else its host (never the URL: it may carry credentials)."""
+    if not s.judge_url:
+        return None
+    return s.judge_model or urlparse(s.judge_url).hostname or "judge"
+
+
 @router.get("/config", response_model=ServiceConfig, tags=["ops"])
 async def config(request: Request) -> ServiceConfig:
     """The server's reward model, default verifier and shaping (read-only, no secrets)."""
@@ -262,6 +270,7 @@ async def config(request: Request) -> ServiceConfig:
         verifier=s.verifier,
         shaping_preset=s.shaping_preset,
         shaping=ShapingConfigOut(**s.default_shaping().to_dict()),
+        judge=judge_name(s),
     )
 
 
