@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import httpx
 from hero_client.schema import JudgeOutcome
 from hero_service.config import SKIP_STAGES
 from hero_service.metrics import Metrics
+from hero_service.verify.normalize import numeric_value
 
 if TYPE_CHECKING:
     from hero_service.config import Settings
@@ -64,6 +66,30 @@ _INJECTION = re.compile(
     r"</|<\|[\w.-]{1,40}\|>|\[/?INST\]|<\s*(?:question|ground_truth_answer|model_answer|s)\s*>",
     re.I,
 )
+
+
+_EVERYTHING = re.compile(r"\\infty|∞|\\mathbb\s*\{?\s*R\b|ℝ|\ball\s+real", re.I)
+_LATEX_CMD = re.compile(r"\\[A-Za-z]+")
+_DIGIT_LOOKALIKE = re.compile(r"\d[A-Za-z]|[A-Za-z]\d|^[lIOoSBZ0-9]*[lIOoSBZ][lIOoSBZ0-9]*$")
+
+
+def screen(answer: str, reference: str) -> str | None:
+    """Tricks a judge could fall for, caught by cheap scans before asking it (the rules
+    only call these `incorrect`): the reason, or None for an answer worth a second opinion."""
+    if _INJECTION.search(answer):
+        return "injection"  # could close the answer's tag or forge chat turns
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn", "Cs") for ch in answer):
+        return "invisible"  # zero-width and control characters: `7\u200b0`
+    if unicodedata.normalize("NFKC", answer) != answer:
+        return "confusable"  # compatibility forms: `Ⅶ`, full-width digits
+    if answer.count("{") != answer.count("}"):
+        return "unbalanced"
+    if _EVERYTHING.search(answer) and not _EVERYTHING.search(reference):
+        return "everything"  # `\mathbb{R}`, `(-\infty, \infty)` for a number
+    plain = _LATEX_CMD.sub(" ", answer).strip()
+    if numeric_value(reference) is not None and _DIGIT_LOOKALIKE.search(plain):
+        return "confusable"  # `1O` or `ll` for a number
+    return None
 
 
 def render_prompt(template: str, question: str, reference: str, answer: str) -> str:
@@ -252,7 +278,7 @@ class Judge:
             and bool(v.answer.strip())
             and (v.stage or "") not in c.skip_stages
             and len(v.answer) <= c.max_answer_ratio * len(reference) + c.answer_slack_chars
-            and _INJECTION.search(v.answer) is None
+            and screen(v.answer, reference) is None
         )
 
     async def review(
