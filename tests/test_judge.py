@@ -177,6 +177,7 @@ def test_read_logprobs_sums_spellings_and_needs_a_word() -> None:
         ("(-\\infty, \\infty)", "3", "everything"),
         ("x \\in \\mathbb{R}", "3", "everything"),
         ("Alice", "the first player", None),
+        ("\\begin{pmatrix} 1 \\\\\n 2 \\end{pmatrix}", "(1, 2)", None),  # a newline is fine
         ("seven", "7", None),
         ("one half", "0.5", None),
         ("n = 6k+3", "all odd multiples of 3", None),

@@ -4,7 +4,8 @@ Used only under verifier `cascade+judge`. It reviews answers the rules called `i
 that have an extracted answer; never `rejected` (hacks, multiple answers, code, absurd
 input), `timeout`, `no_answer`, the stages in `skip_stages` (those whose `incorrect` proves a
 difference: guards, pre-filter, numbers, intervals, components, multiple choice), answers
-far longer than the reference, or answers that could break out of the prompt.
+far longer than the reference, or answers `screen` calls a trick (prompt injection,
+invisible or look-alike characters, "everything" answers).
 
 The judge is any OpenAI-compatible /v1/chat/completions server (vLLM, SGLang) serving
 TinyV-1.5B or an instruct model. The verdict is read from the first generated token's
@@ -66,8 +67,6 @@ _INJECTION = re.compile(
     r"</|<\|[\w.-]{1,40}\|>|\[/?INST\]|<\s*(?:question|ground_truth_answer|model_answer|s)\s*>",
     re.I,
 )
-
-
 _EVERYTHING = re.compile(r"\\infty|∞|\\mathbb\s*\{?\s*R\b|ℝ|\ball\s+real", re.I)
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+")
 _DIGIT_LOOKALIKE = re.compile(r"\d[A-Za-z]|[A-Za-z]\d|^[lIOoSBZ0-9]*[lIOoSBZ][lIOoSBZ0-9]*$")
@@ -78,7 +77,8 @@ def screen(answer: str, reference: str) -> str | None:
     only call these `incorrect`): the reason, or None for an answer worth a second opinion."""
     if _INJECTION.search(answer):
         return "injection"  # could close the answer's tag or forge chat turns
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn", "Cs") for ch in answer):
+    hidden = ("Cc", "Cf", "Co", "Cn", "Cs")
+    if any(unicodedata.category(ch) in hidden and ch not in "\n\r\t" for ch in answer):
         return "invisible"  # zero-width and control characters: `7\u200b0`
     if unicodedata.normalize("NFKC", answer) != answer:
         return "confusable"  # compatibility forms: `Ⅶ`, full-width digits
