@@ -370,6 +370,41 @@ async def test_breaker_opens_skips_probes_and_closes(script: tuple[Script, str])
         await judge.close()
 
 
+async def test_a_probe_that_never_finishes_gives_its_turn_back(
+    script: tuple[Script, str],
+) -> None:
+    s, url = script
+    clock = FakeClock()
+    judge, _ = _judge(
+        url, clock, breaker_failures=1, breaker_reset_s=30, timeout_s=0.5, max_concurrency=1
+    )
+    try:
+        assert (await judge.ask("q", "r", "boom")).outcome == "error"
+        assert judge.breaker.state == "open"
+        clock.now += 30
+        async with judge._slots:
+            # the probe finds no free slot before its deadline: busy, not a failure
+            assert (await judge.ask("q", "r", "yes 1")).outcome == "unavailable"
+        assert judge.breaker.state == "open"
+        # the probe's client goes away mid-call: cancelled, not a failure
+        n = len(s.calls)
+        task = asyncio.ensure_future(judge.ask("q", "r", "hang"))
+        for _ in range(500):  # bounded: until the server has the request
+            if len(s.calls) > n:
+                break
+            await asyncio.sleep(0.01)
+        assert judge.breaker.state == "half_open"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert judge.breaker.state == "open"
+        # the next call probes at once and closes the breaker
+        assert (await judge.ask("q", "r", "yes 2")).outcome == "true"
+        assert judge.breaker.state == "closed"
+    finally:
+        await judge.close()
+
+
 async def test_connection_refused_is_an_error_never_an_exception() -> None:
     judge, m = _judge(f"http://127.0.0.1:{free_port()}/v1", model="x", breaker_failures=1)
     try:

@@ -166,13 +166,14 @@ class Breaker:
         self.state = state
         self.metrics.judge_breaker_state.set(_STATE_VALUE[state])
 
-    def allow(self) -> bool:
+    def allow(self) -> Literal["call", "probe"] | None:
+        """May a call go out: a plain call, the one probe of a half-open breaker, or None."""
         if self.state == "closed":
-            return True
+            return "call"
         if self.state == "open" and self.clock() - self.opened_at >= self.reset_s:
-            self._set("half_open")  # this caller is the probe
-            return True
-        return False
+            self._set("half_open")
+            return "probe"
+        return None
 
     def success(self) -> None:
         self.count = 0
@@ -187,10 +188,10 @@ class Breaker:
             self.opened_at = self.clock()
             self._set("open")
 
-    def abort(self) -> None:
+    def abort(self, kind: Literal["call", "probe"]) -> None:
         """A call that ended without an answer either way (cancelled, never sent): a probe
         gives its turn back, so the next call probes."""
-        if self.state == "half_open":
+        if kind == "probe" and self.state == "half_open":
             self._set("open")
 
 
@@ -323,7 +324,8 @@ class Judge:
             self.metrics.judge_cache.labels("hit").inc()
             return hit
         self.metrics.judge_cache.labels("miss").inc()
-        if not self.breaker.allow():
+        kind = self.breaker.allow()
+        if kind is None:
             self.metrics.judge_skipped.labels("breaker_open").inc()
             return Ruling("unavailable")
         prompt = render_prompt(self.cfg.prompt, question, reference, answer)
@@ -335,11 +337,11 @@ class Judge:
                 t0 = time.perf_counter()
                 reading = await self._call(prompt)
         except asyncio.CancelledError:
-            self.breaker.abort()
+            self.breaker.abort(kind)
             raise
         except (TimeoutError, httpx.TimeoutException):
             if not sent:  # waited for a slot the whole deadline: judge busy, not broken
-                self.breaker.abort()
+                self.breaker.abort(kind)
                 self.metrics.judge_skipped.labels("busy").inc()
                 return Ruling("unavailable")
             return self._failed("timeout")
