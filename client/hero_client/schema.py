@@ -21,9 +21,13 @@ TIMESTAMP_MAX = 1e11  # seconds since the epoch (year 5138)
 PresetName = Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"]
 SigmaMean = Literal["ema", "cumulative"]
 AdvantageMode = Literal["none", "centered", "grpo"]
-VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice"]
+# "cascade+judge": cascade, then a model judge for rule-negative answers (docs/verifier.md).
+VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice", "cascade+judge"]
 Collapse = Literal["all_correct", "all_incorrect", "mixed"]
 VerifierStatus = Literal["correct", "incorrect", "no_answer", "timeout", "error", "rejected"]
+# What the judge stage said about a rule-negative answer: true (flipped to correct), false,
+# unavailable (not asked: circuit breaker open or judge saturated), timeout, error.
+JudgeOutcome = Literal["true", "false", "unavailable", "timeout", "error"]
 
 
 class _Strict(BaseModel):
@@ -121,6 +125,11 @@ class GroupResult(BaseModel):
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
     )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
+    )
     rm_scores: list[float]
     normalized: list[float]
     weight: float
@@ -196,11 +205,16 @@ class ServiceConfig(BaseModel):
     verifier: str = Field(..., description="Default rule verifier of new requests.")
     shaping_preset: str = Field(..., description="Preset new jobs start from.")
     shaping: ShapingConfigOut = Field(..., description="Default shaping (preset + overrides).")
+    judge: str | None = Field(
+        None,
+        description="The judge stage's model (verifier cascade+judge), if one is configured.",
+    )
 
 
 class VerifyRequest(_Strict):
     """Debug: the rule verifier alone."""
 
+    prompt: str = Field("", description="The question; only the judge stage reads it.")
     reference: str = Field(..., min_length=1)
     responses: list[str] = Field(..., min_length=1)
     verifier: VerifierName | None = None
@@ -214,6 +228,11 @@ class VerifyResponse(BaseModel):
     verifier_name: VerifierName
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
+    )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
     )
 
 
@@ -301,6 +320,7 @@ class ScoreSampleResponse(BaseModel):
     verifier_status: VerifierStatus
     answer: str | None = None
     verifier_stage: str | None = None
+    judge: JudgeOutcome | None = None
     rm_score: float
     normalized: float
     advantage: float | None = None

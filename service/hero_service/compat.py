@@ -104,6 +104,7 @@ async def score_sample(req: ScoreSampleRequest, request: Request) -> Response:
     _check_text(req.response, "response", s.max_response_chars)
     if req.shaping is not None:
         await p.resolve_config(req.job_id, req.shaping)  # bad overrides fail now, not later
+    p.verifier_name(req.verifier)  # cascade+judge without a judge fails now, not later
     sample = SampleIn(
         job_id=req.job_id,
         group_id=req.group_id,
@@ -146,6 +147,7 @@ def _sample_response(
         verifier_status=g.verifier_status[i],
         answer=g.answers[i],
         verifier_stage=g.verifier_stage[i] if g.verifier_stage is not None else None,
+        judge=g.judge[i] if g.judge is not None else None,
         rm_score=g.rm_scores[i],
         normalized=g.normalized[i],
         advantage=g.advantages[i] if g.advantages is not None else None,
@@ -248,6 +250,7 @@ async def get_reward(
         return _json(GetRewardResponse(rewards=[], scores=[], extra_logs={}))
     p, barrier = _ready(request)
     st = p.settings
+    p.verifier_name(verifier)
     prompts = req.prompts if req.prompts is not None else [""] * n
     if len(prompts) != n:
         raise InvalidInput(f"prompts has {len(prompts)} entries but query has {n}", "prompts")

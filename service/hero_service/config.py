@@ -8,7 +8,22 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hero_client.schema import VerifierName
 from hero_service.shaping import PRESETS, ShapingConfig, ShapingError
+
+# Rule stages whose `incorrect` is a proof of difference, never reviewed by the judge (hedges
+# and unit mismatches, absurd input, numbers or endpoints or component counts that differ,
+# a wrong letter); `text`, `relation`, `string` and `math_verify` are reviewed.
+SKIP_STAGES = (
+    "guard",
+    "prefilter",
+    "numeric",
+    "rounding",
+    "angle",
+    "interval",
+    "components",
+    "choice",
+)
 
 
 class Settings(BaseSettings):
@@ -37,8 +52,8 @@ class Settings(BaseSettings):
     )
 
     # verifier
-    verifier: Literal["math_verify", "string", "exact", "cascade", "choice"] = Field(
-        "cascade", description="Default rule verifier."
+    verifier: VerifierName = Field(
+        "cascade", description="Default rule verifier (cascade+judge needs judge_url)."
     )
     verifier_workers: int = Field(2, ge=1, le=64, description="Verifier worker processes.")
     verifier_deadline_s: float = Field(
@@ -58,6 +73,63 @@ class Settings(BaseSettings):
         ge=0,
         description="Most verifier workers one request may hold at once (0 = no cap; "
         "requests always share the workers round-robin).",
+    )
+
+    # judge stage (verify/judge.py, docs/verifier.md "Judge stage"): an OpenAI-compatible
+    # chat-completions server asked about rule-negative answers under verifier cascade+judge.
+    judge_url: str = Field(
+        "",
+        description="Base URL of the judge's OpenAI-compatible server, e.g. http://tinyv:8000 "
+        "(empty: no judge; cascade+judge is refused).",
+    )
+    judge_model: str = Field(
+        "", description="Model name sent to the judge (empty: the first of its /v1/models)."
+    )
+    judge_api_key: str = Field("", description="Bearer token for the judge, if any.")
+    judge_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline per judge call (queueing + HTTP); then the rule stands."
+    )
+    judge_connect_timeout_s: float = Field(2.0, gt=0, description="Judge connect timeout.")
+    judge_max_concurrency: int = Field(16, ge=1, description="Max judge calls in flight.")
+    judge_cache_size: int = Field(
+        100_000, ge=0, description="LRU (question, reference, answer) -> judge verdict."
+    )
+    judge_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive judge failures (errors, timeouts) that open the breaker."
+    )
+    judge_breaker_reset_s: float = Field(
+        30.0, gt=0, description="Seconds the open breaker skips the judge before one probe call."
+    )
+    judge_prompt_file: str = Field(
+        "",
+        description="Prompt template file with {question}, {reference}, {answer} "
+        "(empty: TinyV's prompt).",
+    )
+    judge_top_logprobs: int = Field(
+        5, ge=1, le=20, description="Top logprobs requested for the judge's first token."
+    )
+    judge_threshold: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Flip when P(True) / (P(True) + P(False)) of the first token is above this.",
+    )
+    judge_max_answer_ratio: float = Field(
+        4.0,
+        gt=0,
+        description="Ask only about answers up to ratio x len(reference) + "
+        "judge_answer_slack_chars characters (longer ones look like enumerations).",
+    )
+    judge_answer_slack_chars: int = Field(
+        16, ge=0, description="Characters allowed on top of judge_max_answer_ratio."
+    )
+    judge_max_question_chars: int = Field(
+        4000, ge=0, description="The question sent to the judge is cut to its last N characters."
+    )
+    judge_skip_stages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(SKIP_STAGES),
+        description="Rule stages whose incorrect verdicts the judge never reviews: they "
+        "prove a difference (comma-separated).",
     )
 
     # reward model
@@ -229,12 +301,19 @@ class Settings(BaseSettings):
         description="Paths served without a token when auth is on (comma-separated).",
     )
 
-    @field_validator("auth_tokens", "auth_open_paths", mode="before")
+    @field_validator("auth_tokens", "auth_open_paths", "judge_skip_stages", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = json.loads(v) if v.lstrip().startswith("[") else v.split(",")
         return [x.strip() for x in v if x.strip()] if isinstance(v, list) else v
+
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("judge_url must be empty or an http(s):// base URL")
+        return v
 
     @field_validator("state_url")
     @classmethod
@@ -272,6 +351,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_shaping(self) -> Settings:
         self.default_shaping()  # raises ShapingError (a ValueError) on a bad combination
+        return self
+
+    @model_validator(mode="after")
+    def _check_judge(self) -> Settings:
+        if self.verifier == "cascade+judge" and not self.judge_url:
+            raise ValueError("verifier cascade+judge needs judge_url")
         return self
 
     def default_shaping(self) -> ShapingConfig:

@@ -218,6 +218,8 @@ async def provenance(client: httpx.AsyncClient, opts: ScoreOptions) -> dict[str,
         "verifier": opts.verifier or cfg.get("verifier"),
         "shaping_preset": opts.shaping.get("preset") or cfg.get("shaping_preset"),
     }
+    if out["verifier"] == "cascade+judge" and cfg.get("judge"):
+        out["judge"] = cfg["judge"]  # the model whose flips are in these rewards
     overrides = {k: v for k, v in opts.shaping.items() if k != "preset"}
     if opts.url is None and opts.settings is not None:  # local mode: the settings flags
         given = opts.settings.model_fields_set

@@ -61,6 +61,15 @@ class Pipeline:
         self.default_shaping = settings.default_shaping()
 
     # -- validation ----------------------------------------------------------------------
+    def verifier_name(self, requested: str | None) -> str:
+        """The verifier a call uses; cascade+judge only where a judge is configured."""
+        name = requested or self.settings.verifier
+        if name == "cascade+judge" and self.verifier.judge is None:
+            raise InvalidInput(
+                "verifier cascade+judge needs a judge: set the service's judge_url", "verifier"
+            )
+        return name
+
     def check_limits(self, groups: Sequence[GroupIn], prefix: Callable[[int], str]) -> None:
         s = self.settings
         if len(groups) > s.max_batch_groups:
@@ -142,14 +151,17 @@ class Pipeline:
             if stored is not None:
                 self.metrics.replays.inc()
                 return Scored(stored, True)
+        vname = self.verifier_name(verifier)
         job_cfg, cfg = await self.resolve_config(job_id, overrides)
-        vname = verifier or self.settings.verifier
 
         async def verify_all() -> list[list[Verdict]]:
             t = time.perf_counter()
             try:
                 out = await asyncio.gather(
-                    *(self.verifier.verify_group(g.reference, g.responses, vname) for g in groups)
+                    *(
+                        self.verifier.verify_group(g.reference, g.responses, vname, g.prompt)
+                        for g in groups
+                    )
                 )
             except Overloaded:
                 self.metrics.rejected.labels("verifier").inc()
@@ -226,6 +238,7 @@ class Pipeline:
                 for v, y in zip(vs, g.labels, strict=True):
                     kind = ("tp" if y else "fp") if v.label else ("fn" if y else "tn")
                     m.verifier_confusion.labels(job, kind).inc()
+                    m.verifier_stage_confusion.labels(v.stage or "none", kind).inc()
             if sh.collapse == "mixed":
                 lo, hi = min(sc), max(sc)
                 for v, s in zip(vs, sc, strict=True):
@@ -245,6 +258,7 @@ def _result(g: GroupIn, vs: list[Verdict], scores: list[float], sh: GroupShaping
         verifier_status=[v.status for v in vs],
         answers=[v.answer for v in vs],
         verifier_stage=[v.stage for v in vs],
+        judge=[v.judge for v in vs] if any(v.judge for v in vs) else None,
         rm_scores=scores,
         normalized=sh.normalized,
         weight=sh.weight,

@@ -2,7 +2,8 @@
 
 Sections: reward distributions (verifier-only vs RM-only vs HERO), collapse rates, the
 share of groups with zero advantage under each reward, the variance-aware weights, and
-verifier/RM disagreement (with the verifier's confusion matrix when lines carry labels).
+verifier/RM disagreement (with the verifier's confusion matrix when lines carry labels),
+and with labels the confusion split by deciding stage and the judge stage's own FPR.
 The numbers come from `analyse` (pure); the figures from report_plots.py (matplotlib).
 """
 
@@ -80,6 +81,11 @@ class Analysis:
     confusion: dict[str, int] | None = None
     labelled_groups: int = 0
     scored_by: dict[str, int] = field(default_factory=dict)  # scorer_text(...) -> groups
+    # with labels: stage -> tp/fp/tn/fn by the stage that decided (verifier_stage)
+    stage_confusion: dict[str, dict[str, int]] | None = None
+    judge: dict[str, int] = field(default_factory=dict)  # judge outcome -> rollouts
+    # with labels, over the rollouts the judge ruled on: its True/False vs the label
+    judge_confusion: dict[str, int] | None = None
 
     def collapse_totals(self) -> dict[str, int]:
         return {k: sum(j.get(k, 0) for j in self.jobs.values()) for k in KINDS}
@@ -111,6 +117,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
     a = Analysis(source=source)
     conf = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    by_stage: dict[str, dict[str, int]] = {}
+    jconf = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
     for rec in records:
         v, sc, rw = rec["verifier"], rec["rm_scores"], rec["rewards"]
         a.n_groups += 1
@@ -124,6 +132,11 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
         a.hero += rw
         for s in rec.get("verifier_status", []):
             a.status[s] = a.status.get(s, 0) + 1
+        stages = rec.get("verifier_stage") or [None] * len(v)
+        judged = rec.get("judge") or [None] * len(v)
+        for j in judged:
+            if j is not None:
+                a.judge[j] = a.judge.get(j, 0) + 1
         for kind, vals in (("verifier", v), ("rm", sc), ("hero", rw)):
             if max(vals) - min(vals) <= _FLAT:
                 a.zero_adv[kind] = a.zero_adv.get(kind, 0) + 1
@@ -143,11 +156,18 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
         labels = rec.get("labels")
         if labels is not None:
             a.labelled_groups += 1
-            for x, y, lo, hi in zip(v, labels, low, high, strict=True):
-                conf[("tp" if y else "fp") if x else ("fn" if y else "tn")] += 1
+            for x, y, lo, hi, st, j in zip(v, labels, low, high, stages, judged, strict=True):
+                kind = ("tp" if y else "fp") if x else ("fn" if y else "tn")
+                conf[kind] += 1
+                cell = by_stage.setdefault(st or "none", {"tp": 0, "fp": 0, "tn": 0, "fn": 0})
+                cell[kind] += 1
+                if j in ("true", "false"):
+                    jconf[("tp" if y else "fp") if j == "true" else ("fn" if y else "tn")] += 1
                 a.verified_low_wrong += int(lo and not y)
                 a.rejected_high_wrong += int(hi and bool(y))
     a.confusion = conf if a.labelled_groups else None
+    a.stage_confusion = by_stage if a.labelled_groups else None
+    a.judge_confusion = jconf if a.labelled_groups and sum(jconf.values()) else None
     return a
 
 
@@ -159,6 +179,8 @@ def scorer_text(s: Any) -> str:
         f"RM {s.get('rm_backend')} ({s.get('rm_model') or 'no model name'}), "
         f"preset {s.get('shaping_preset')}, verifier {s.get('verifier')}"
     )
+    if s.get("judge"):
+        text += f" (judge {s['judge']})"
     over = s.get("shaping_overrides")
     if over:
         text += ", overrides " + ", ".join(f"{k}={v}" for k, v in sorted(over.items()))
@@ -208,7 +230,36 @@ def headline(a: Analysis) -> list[tuple[str, str]]:
             ),
             ("Verifier precision = tp/(tp+fp)", _ratio(k["tp"], k["tp"] + k["fp"])),
         ]
+    if a.judge:
+        asked = sum(a.judge.values())
+        rows.append(
+            (
+                "Judge: reviewed / flipped / not answered (rollouts)",
+                f"{asked} / {a.judge.get('true', 0)} / "
+                f"{asked - a.judge.get('true', 0) - a.judge.get('false', 0)}",
+            )
+        )
+    if a.judge_confusion is not None:
+        j = a.judge_confusion
+        rows.append(
+            (
+                "Judge FPR = fp/(fp+tn) on the rule-negatives it ruled on",
+                f"{_ratio(j['fp'], j['fp'] + j['tn'])} ({j['fp']}/{j['fp'] + j['tn']})",
+            )
+        )
     return rows
+
+
+def stage_rows(a: Analysis) -> list[tuple[str, dict[str, int], str, str]]:
+    """(stage, tp/fp/tn/fn, precision, wrong answers it accepted / all wrong answers): the
+    last column over the stages adds up to the verifier's FPR."""
+    if a.stage_confusion is None:
+        return []
+    negatives = sum(c["fp"] + c["tn"] for c in a.stage_confusion.values())
+    out = []
+    for st, c in sorted(a.stage_confusion.items(), key=lambda kv: -sum(kv[1].values())):
+        out.append((st, c, _ratio(c["tp"], c["tp"] + c["fp"]), _ratio(c["fp"], negatives)))
+    return out
 
 
 # -- HTML ---------------------------------------------------------------------------------
@@ -307,6 +358,40 @@ def render_html(a: Analysis, figs: dict[str, bytes], title: str) -> str:
             f"<tr><td>verifier 0</td><td class=num>fn {k['fn']}</td>"
             f"<td class=num>tn {k['tn']}</td></tr></table>"
         )
+        body = "".join(
+            f"<tr><td>{e(st)}</td>"
+            + "".join(f"<td class=num>{c[x]}</td>" for x in ("tp", "fp", "tn", "fn"))
+            + f"<td class=num>{prec}</td><td class=num>{share}</td></tr>"
+            for st, c, prec, share in stage_rows(a)
+        )
+        parts.append(
+            "<h2>Verifier stages vs trusted labels</h2><p class=note>Each rollout under the "
+            "stage that decided it. The last column is the share of all wrong (label 0) "
+            "rollouts that the stage accepted; over the stages it adds up to the verifier's "
+            "FPR. Stage judge holds the answers the judge flipped to correct.</p><table>"
+            "<tr><th>stage</th><th>tp</th><th>fp</th><th>tn</th><th>fn</th>"
+            f"<th>precision</th><th>wrong answers accepted</th></tr>{body}</table>"
+        )
+    if a.judge:
+        rows_j = "".join(
+            f"<tr><td>{e(k)}</td><td class=num>{n}</td></tr>" for k, n in sorted(a.judge.items())
+        )
+        note = (
+            "Rule-negative answers the judge stage (verifier cascade+judge) was asked about: "
+            "true = flipped to correct; unavailable / timeout / error = the rule verdict stood."
+        )
+        parts.append(
+            f"<h2>Judge stage</h2><p class=note>{e(note)}</p><table><tr><th>judge said</th>"
+            f"<th>rollouts</th></tr>{rows_j}</table>"
+        )
+        if a.judge_confusion is not None:
+            j = a.judge_confusion
+            parts.append(
+                "<p class=note>Against trusted labels, over the rollouts it ruled on: "
+                f"FPR {_ratio(j['fp'], j['fp'] + j['tn'])} ({j['fp']}/{j['fp'] + j['tn']} "
+                f"wrong answers flipped), recall {_ratio(j['tp'], j['tp'] + j['fn'])} "
+                f"({j['tp']}/{j['tp'] + j['fn']} right answers recovered).</p>"
+            )
     parts.append("</body></html>\n")
     return "".join(parts)
 

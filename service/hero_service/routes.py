@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlparse
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -134,10 +135,14 @@ async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
 async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     """The rule verifier alone (no state is touched)."""
     p = _pipeline(request)
-    p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
+    p.check_limits(
+        [GroupIn(prompt=req.prompt, reference=req.reference, responses=req.responses)],
+        lambda _: "",
+    )
+    p.verifier_name(req.verifier)  # cascade+judge needs a judge
     name = req.verifier or p.settings.verifier
     with owned_by():  # one request's answers share the pool fairly with other requests
-        vs = await p.verifier.verify_group(req.reference, req.responses, name)
+        vs = await p.verifier.verify_group(req.reference, req.responses, name, req.prompt)
     return VerifyResponse.model_construct(
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
@@ -145,6 +150,7 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
         reasons=[v.reason for v in vs],
         verifier_name=name,
         verifier_stage=[v.stage for v in vs],
+        judge=[v.judge for v in vs] if any(v.judge for v in vs) else None,
     )
 
 
@@ -254,6 +260,13 @@ def rm_model_name(s: Settings) -> str:
     return s.rm_model
 
 
+def judge_name(s: Settings) -> str | None:
+    """The judge's model name, else its host (never the URL: it may carry credentials)."""
+    if not s.judge_url:
+        return None
+    return s.judge_model or urlparse(s.judge_url).hostname or "judge"
+
+
 @router.get("/config", response_model=ServiceConfig, tags=["ops"])
 async def config(request: Request) -> ServiceConfig:
     """The server's reward model, default verifier and shaping (read-only, no secrets)."""
@@ -265,6 +278,7 @@ async def config(request: Request) -> ServiceConfig:
         verifier=s.verifier,
         shaping_preset=s.shaping_preset,
         shaping=ShapingConfigOut(**s.default_shaping().to_dict()),
+        judge=judge_name(s),
     )
 
 
