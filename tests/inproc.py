@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -84,3 +85,15 @@ class _AsyncBridge(httpx.AsyncBaseTransport):
             self.proc._forward(_copy(request, await request.aread())), self.proc.loop
         )
         return await asyncio.wrap_future(fut)
+
+
+@asynccontextmanager
+async def asgi_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on the caller's event loop, lifespan included, for one async test."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=None) as c,
+    ):
+        yield c

@@ -16,9 +16,10 @@ import pytest
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
+from hero_client.schema import JOB_COUNT_MAX, SIGMA_BAR_MAX
 from hero_service.config import Settings
 from hero_service.errors import StateUnavailable
-from hero_service.shaping import RunningSigma, ShapingConfig, fold_sigmas
+from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError, fold_sigmas
 from hero_service.state import (
     JobRecord,
     JobStore,
@@ -134,6 +135,46 @@ async def test_odd_ids_never_collide(store: JobStore) -> None:
     assert await store.list_jobs() == []
 
 
+@pytest.mark.parametrize(
+    ("field", "rec"),
+    [
+        ("sigma_bar", JobRecord("j", RunningSigma(math.nan, 1), EMA, 1.0, 1.0)),
+        ("sigma_bar", JobRecord("j", RunningSigma(math.inf, 1), EMA, 1.0, 1.0)),
+        ("sigma_bar", JobRecord("j", RunningSigma(1e308, 1), CUM, 1.0, 1.0)),
+        ("sigma_bar", JobRecord("j", RunningSigma(1.0, 0), EMA, 1.0, 1.0)),
+        ("count", JobRecord("j", RunningSigma(1.0, 10**30), EMA, 1.0, 1.0)),
+        ("created_at", JobRecord("j", RunningSigma(1.0, 1), EMA, math.nan, 1.0)),
+        ("updated_at", JobRecord("j", RunningSigma(1.0, 1), EMA, 1.0, -math.inf)),
+        ("job_id", JobRecord("a\nb", RunningSigma(1.0, 1), EMA, 1.0, 1.0)),
+        ("job_id", JobRecord("x" * 10_000, RunningSigma(1.0, 1), EMA, 1.0, 1.0)),
+    ],
+)
+async def test_put_refuses_invalid_state_on_both_stores(
+    store: JobStore, field: str, rec: JobRecord
+) -> None:
+    with pytest.raises(ShapingError) as e:
+        await store.put(rec)
+    assert e.value.field == field
+    assert await store.list_jobs() == []
+
+
+async def test_a_fold_past_the_bounds_is_never_stored(store: JobStore) -> None:
+    top = JobRecord("j", RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX), CUM, 1.0, 1.0)
+    await store.put(top)
+    with pytest.raises(ShapingError) as e:
+        await store.transact("j", "r", "d", CUM, folder(1.0))
+    assert e.value.field == "count"
+    assert await store.get("j") == top
+    with pytest.raises(ShapingError):  # a compute that returns a non-finite mean
+        await store.transact("j", "r2", "d", CUM, lambda rec: (RunningSigma(math.inf, 1), "{}"))
+    assert await store.get("j") == top
+    await store.put(JobRecord("j", RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX - 1), CUM, 1.0, 1.0))
+    _, replayed = await store.transact("j", "r", "d", CUM, folder(SIGMA_BAR_MAX))
+    assert not replayed  # the refused call left no request record
+    got = await store.get("j")
+    assert got is not None and got.running == RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX)
+
+
 async def test_prune_old_jobs(store: JobStore) -> None:
     now = time.time()
     await store.put(JobRecord("old", RunningSigma(1.0, 1), EMA, now - 90_000, now - 90_000))
@@ -197,6 +238,22 @@ async def test_commit_with_lost_reply_is_not_applied_twice(
     rec = await s.get("j")
     assert rec is not None and rec.running.count == 2
     await s.close()
+
+
+async def test_a_stored_nan_reads_as_no_running_mean(rserver: RedisServer) -> None:
+    """A NaN written by an older version reads as SQLite reads its NULL: no running mean
+    (the next call seeds it), never a value that fails every later call."""
+    prefix = f"n{time.monotonic_ns()}:"
+    s = RedisJobStore(rserver.url, prefix=prefix)
+    try:
+        await s.put(JobRecord("j", RunningSigma(1.0, 3), EMA, 1.0, 1.0))
+        rserver.client().hset(f"{prefix}{{j}}:job", "sigma_bar", "nan")
+        rec = await s.get("j")
+        assert rec is not None and rec.running == RunningSigma(None, 3)
+        await s.transact("j", "r", "d", EMA, folder(0.5))
+        assert (await s.get("j")).running == RunningSigma(0.5, 1)  # type: ignore[union-attr]
+    finally:
+        await s.close()
 
 
 async def test_idempotency_keys_expire(rserver: RedisServer) -> None:

@@ -245,3 +245,24 @@ def test_advantages_are_centred_and_keep_weight(g, mode):
     out = shape_group(rm, labels, 0.0, ShapingConfig(advantage=mode))
     assert out.advantages is not None
     assert abs(math.fsum(out.advantages)) <= 1e-6 * max(1.0, len(rm) * out.weight * 1e6)
+
+
+def test_scores_and_running_mean_stay_bounded() -> None:
+    """Issue 13: an RM score past SIGMA_BAR_MAX is refused (its std could overflow the
+    running sum); at the bounds a cumulative fold stays finite; past them it is refused."""
+    from hero_client.schema import JOB_COUNT_MAX, SIGMA_BAR_MAX
+    from hero_service.shaping import RunningSigma, ShapingError, check_running, fold_sigmas
+
+    cum = ShapingConfig(sigma_mean="cumulative")
+    with pytest.raises(ShapingError) as e:
+        shape_batch([([0.0, 1e200], [0, 1])], RunningSigma(), cum)
+    assert e.value.field == "groups[0].rm_scores[1]"
+    top = RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX - 1)
+    assert fold_sigmas(top, [SIGMA_BAR_MAX], cum) == RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX)
+    with pytest.raises(ShapingError) as e:
+        fold_sigmas(RunningSigma(1.0, JOB_COUNT_MAX), [1.0], cum)
+    assert e.value.field == "count"
+    for bad in (RunningSigma(math.nan, 1), RunningSigma(1.0, 0), RunningSigma(2e150, 1)):
+        with pytest.raises(ShapingError):
+            check_running(bad)
+    check_running(RunningSigma(None, 5))  # no mean (e.g. lost): the next call seeds it

@@ -149,3 +149,64 @@ def cached_tiny_rm(
         name = f"{arch}-s{seed}-{'chat' if chat_template else 'plain'}"
         _CACHE[key] = build_tiny_rm(Path(base) / name, arch, seed, chat_template)
     return _CACHE[key]
+
+
+JUDGE_WORDS = ["True", "False", "Alice", "Bob"]
+
+
+def build_tiny_judge(dir: str | Path, seed: int = 0) -> str:
+    """A hand-wired tiny generative judge (Qwen2ForCausalLM, 1 layer, hidden 64): its first
+    generated token is "True" when the prompt holds more "Alice" than "Bob" tokens, "False"
+    when fewer. How: zero queries and keys make attention a uniform mean over the prompt;
+    the value/output projections carry one feature (+1 for Alice, -1 for Bob, 0 for every
+    other token) into the residual stream; the MLP writes nothing; the LM head maps that
+    feature to +-1000 on True / False and 0 on every other token."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = _tokenizer(seed, True, 600)
+    tok.add_tokens(JUDGE_WORDS)  # type: ignore[attr-defined]
+    ids = {w: tok.convert_tokens_to_ids(w) for w in JUDGE_WORDS}  # type: ignore[attr-defined]
+    cfg = Qwen2Config(
+        vocab_size=len(tok),  # type: ignore[arg-type]
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=2,  # head_dim 32: vLLM's CPU attention has no kernel for 16
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,  # type: ignore[attr-defined]
+        bos_token_id=tok.bos_token_id,  # type: ignore[attr-defined]
+        eos_token_id=tok.eos_token_id,  # type: ignore[attr-defined]
+        tie_word_embeddings=False,
+        initializer_range=0.2,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(cfg)
+    with torch.no_grad():
+        emb = model.model.embed_tokens.weight
+        emb[:, 0] = 0.0
+        emb[ids["Alice"]] = 0.0
+        emb[ids["Alice"], 0] = 1.0
+        emb[ids["Bob"]] = 0.0
+        emb[ids["Bob"], 0] = -1.0
+        for layer in model.model.layers:
+            att = layer.self_attn
+            for lin in (att.q_proj, att.k_proj, att.v_proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+            att.v_proj.weight[0, 0] = 1.0
+            att.o_proj.weight.zero_()
+            att.o_proj.weight[0, 0] = 1.0
+            layer.mlp.down_proj.weight.zero_()
+        head = model.lm_head.weight
+        head.zero_()
+        head[ids["True"], 0] = 1000.0
+        head[ids["False"], 0] = -1000.0
+    model.eval()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)  # type: ignore[attr-defined]
+    return str(out)

@@ -227,10 +227,16 @@ class AsyncHeroClient:
 
     # -- debug and jobs ------------------------------------------------------------------
     async def verify(
-        self, reference: str, responses: Sequence[str], *, verifier: str | None = None
+        self,
+        reference: str,
+        responses: Sequence[str],
+        *,
+        verifier: str | None = None,
+        prompt: str = "",
     ) -> s.VerifyResponse:
-        """The rule verifier alone (no state is touched)."""
-        return await self.send(b.verify(reference, responses, verifier))
+        """The rule verifier alone (no state is touched); `prompt` is the question, read
+        only by the judge stage (verifier cascade+judge)."""
+        return await self.send(b.verify(reference, responses, verifier, prompt))
 
     async def rm_score(
         self, responses: Sequence[str], *, prompt: str = "", reference: str | None = None

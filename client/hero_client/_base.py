@@ -276,13 +276,21 @@ def get_reward(
 
 
 def verify(
-    reference: str, responses: Sequence[str], verifier: str | None
+    reference: str, responses: Sequence[str], verifier: str | None, prompt: str = ""
 ) -> Call[s.VerifyResponse]:
     req = _validate(
         s.VerifyRequest,
-        {"reference": reference, "responses": list(responses), "verifier": verifier},
+        {
+            "reference": reference,
+            "responses": list(responses),
+            "verifier": verifier,
+            "prompt": prompt,
+        },
     )
-    return Call("POST", "/verify", model_parser(s.VerifyResponse), _body(req))
+    body = _body(req)
+    if not prompt:  # only the judge stage reads it; servers before it refuse the field
+        body.pop("prompt", None)
+    return Call("POST", "/verify", model_parser(s.VerifyResponse), body)
 
 
 def rm_score(

@@ -226,10 +226,16 @@ class HeroClient:
 
     # -- debug and jobs ------------------------------------------------------------------
     def verify(
-        self, reference: str, responses: Sequence[str], *, verifier: str | None = None
+        self,
+        reference: str,
+        responses: Sequence[str],
+        *,
+        verifier: str | None = None,
+        prompt: str = "",
     ) -> s.VerifyResponse:
-        """The rule verifier alone (no state is touched)."""
-        return self.send(b.verify(reference, responses, verifier))
+        """The rule verifier alone (no state is touched); `prompt` is the question, read
+        only by the judge stage (verifier cascade+judge)."""
+        return self.send(b.verify(reference, responses, verifier, prompt))
 
     def rm_score(
         self, responses: Sequence[str], *, prompt: str = "", reference: str | None = None

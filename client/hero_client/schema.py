@@ -11,13 +11,23 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$"
+# Bounds of a job's state (docs/reliability.md, "Import"): with every sigma (and RM score)
+# at most SIGMA_BAR_MAX and at most JOB_COUNT_MAX groups, the cumulative mean's running
+# sum (sigma_bar * count + new sigmas) stays far below the float maximum.
+SIGMA_BAR_MAX = 1e150
+JOB_COUNT_MAX = 2**53
+TIMESTAMP_MAX = 1e11  # seconds since the epoch (year 5138)
 
 PresetName = Literal["paper_main", "paper_appendix", "easy_to_verify", "mixed"]
 SigmaMean = Literal["ema", "cumulative"]
 AdvantageMode = Literal["none", "centered", "grpo"]
-VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice"]
+# "cascade+judge": cascade, then a model judge for rule-negative answers (docs/verifier.md).
+VerifierName = Literal["math_verify", "string", "exact", "cascade", "choice", "cascade+judge"]
 Collapse = Literal["all_correct", "all_incorrect", "mixed"]
 VerifierStatus = Literal["correct", "incorrect", "no_answer", "timeout", "error", "rejected"]
+# What the judge stage said about a rule-negative answer: true (flipped to correct), false,
+# unavailable (not asked: circuit breaker open or judge saturated), timeout, error.
+JudgeOutcome = Literal["true", "false", "unavailable", "timeout", "error"]
 
 
 class _Strict(BaseModel):
@@ -115,6 +125,11 @@ class GroupResult(BaseModel):
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
     )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
+    )
     rm_scores: list[float]
     normalized: list[float]
     weight: float
@@ -141,14 +156,24 @@ class ScoreBatchResponse(BaseModel):
 
 
 class JobState(BaseModel):
-    job_id: str
+    """A job's state: GET /jobs/{id} exports it, PUT /jobs/{id} imports it unchanged.
+
+    `sigma_bar` null means the job has no running mean: never scored, or its value was
+    lost (older versions stored NaN as null). `count` is then kept as given, and the next
+    call seeds sigma_bar with its own mean sigma and restarts count, as for a new job."""
+
+    job_id: str = Field(..., pattern=JOB_ID_PATTERN)
     sigma_bar: float | None = Field(
-        None, description="Running mean of sigma; None before the first group."
+        None,
+        ge=0,
+        le=SIGMA_BAR_MAX,
+        allow_inf_nan=False,
+        description="Running mean of sigma; None before the first group.",
     )
-    count: int = Field(0, description="Groups folded into sigma_bar.")
+    count: int = Field(0, ge=0, le=JOB_COUNT_MAX, description="Groups folded into sigma_bar.")
     config: ShapingConfigOut
-    created_at: float
-    updated_at: float
+    created_at: float = Field(..., ge=0, le=TIMESTAMP_MAX, allow_inf_nan=False)
+    updated_at: float = Field(..., ge=0, le=TIMESTAMP_MAX, allow_inf_nan=False)
 
 
 class ErrorBody(BaseModel):
@@ -180,11 +205,16 @@ class ServiceConfig(BaseModel):
     verifier: str = Field(..., description="Default rule verifier of new requests.")
     shaping_preset: str = Field(..., description="Preset new jobs start from.")
     shaping: ShapingConfigOut = Field(..., description="Default shaping (preset + overrides).")
+    judge: str | None = Field(
+        None,
+        description="The judge stage's model (verifier cascade+judge), if one is configured.",
+    )
 
 
 class VerifyRequest(_Strict):
     """Debug: the rule verifier alone."""
 
+    prompt: str = Field("", description="The question; only the judge stage reads it.")
     reference: str = Field(..., min_length=1)
     responses: list[str] = Field(..., min_length=1)
     verifier: VerifierName | None = None
@@ -198,6 +228,11 @@ class VerifyResponse(BaseModel):
     verifier_name: VerifierName
     verifier_stage: list[str | None] | None = Field(
         None, description="Per response, the verifier stage that decided (docs/verifier.md)."
+    )
+    judge: list[JudgeOutcome | None] | None = Field(
+        None,
+        description="Per response, what the judge stage said (None: not asked); only with "
+        "verifier cascade+judge.",
     )
 
 
@@ -285,6 +320,7 @@ class ScoreSampleResponse(BaseModel):
     verifier_status: VerifierStatus
     answer: str | None = None
     verifier_stage: str | None = None
+    judge: JudgeOutcome | None = None
     rm_score: float
     normalized: float
     advantage: float | None = None

@@ -11,6 +11,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hero_client.schema import AdvantageMode, PresetName, SigmaMean, VerifierName
 from hero_service.shaping import PRESETS, ShapingConfig, ShapingError
 
+# Rule stages whose `incorrect` is a proof of difference, never reviewed by the judge (hedges
+# and unit mismatches, absurd input, numbers or endpoints or component counts that differ,
+# a wrong letter); `text`, `relation`, `string` and `math_verify` are reviewed.
+SKIP_STAGES = (
+    "guard",
+    "prefilter",
+    "numeric",
+    "rounding",
+    "angle",
+    "interval",
+    "components",
+    "choice",
+)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERO_", extra="forbid")
@@ -38,7 +52,9 @@ class Settings(BaseSettings):
     )
 
     # verifier
-    verifier: VerifierName = Field("cascade", description="Default rule verifier.")
+    verifier: VerifierName = Field(
+        "cascade", description="Default rule verifier (cascade+judge needs judge_url)."
+    )
     verifier_workers: int = Field(2, ge=1, le=64, description="Verifier worker processes.")
     verifier_deadline_s: float = Field(
         10.0, gt=0, description="Outer wall-clock deadline per verification (parent kills)."
@@ -51,6 +67,69 @@ class Settings(BaseSettings):
     verifier_cache_size: int = Field(100_000, ge=0, description="LRU (reference, answer) cache.")
     verifier_max_queue: int = Field(
         20_000, ge=1, description="Max verifications waiting for a worker before 429."
+    )
+    verifier_max_per_request: int = Field(
+        0,
+        ge=0,
+        description="Most verifier workers one request may hold at once (0 = no cap; "
+        "requests always share the workers round-robin).",
+    )
+
+    # judge stage (verify/judge.py, docs/verifier.md "Judge stage"): an OpenAI-compatible
+    # chat-completions server asked about rule-negative answers under verifier cascade+judge.
+    judge_url: str = Field(
+        "",
+        description="Base URL of the judge's OpenAI-compatible server, e.g. http://tinyv:8000 "
+        "(empty: no judge; cascade+judge is refused).",
+    )
+    judge_model: str = Field(
+        "", description="Model name sent to the judge (empty: the first of its /v1/models)."
+    )
+    judge_api_key: str = Field("", description="Bearer token for the judge, if any.")
+    judge_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline per judge call (queueing + HTTP); then the rule stands."
+    )
+    judge_connect_timeout_s: float = Field(2.0, gt=0, description="Judge connect timeout.")
+    judge_max_concurrency: int = Field(16, ge=1, description="Max judge calls in flight.")
+    judge_cache_size: int = Field(
+        100_000, ge=0, description="LRU (question, reference, answer) -> judge verdict."
+    )
+    judge_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive judge failures (errors, timeouts) that open the breaker."
+    )
+    judge_breaker_reset_s: float = Field(
+        30.0, gt=0, description="Seconds the open breaker skips the judge before one probe call."
+    )
+    judge_prompt_file: str = Field(
+        "",
+        description="Prompt template file with {question}, {reference}, {answer} "
+        "(empty: TinyV's prompt).",
+    )
+    judge_top_logprobs: int = Field(
+        5, ge=1, le=20, description="Top logprobs requested for the judge's first token."
+    )
+    judge_threshold: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="Flip when P(True) / (P(True) + P(False)) of the first token is above this.",
+    )
+    judge_max_answer_ratio: float = Field(
+        4.0,
+        gt=0,
+        description="Ask only about answers up to ratio x len(reference) + "
+        "judge_answer_slack_chars characters (longer ones look like enumerations).",
+    )
+    judge_answer_slack_chars: int = Field(
+        16, ge=0, description="Characters allowed on top of judge_max_answer_ratio."
+    )
+    judge_max_question_chars: int = Field(
+        4000, ge=0, description="The question sent to the judge is cut to its last N characters."
+    )
+    judge_skip_stages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(SKIP_STAGES),
+        description="Rule stages whose incorrect verdicts the judge never reviews: they "
+        "prove a difference (comma-separated).",
     )
 
     # reward model
@@ -160,6 +239,12 @@ class Settings(BaseSettings):
 
     # request limits
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Max request body (413).")
+    body_read_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest time to receive a request body; a stalled upload gets 408 and "
+        "frees its slot (0 = no limit).",
+    )
     max_group_size: int = Field(1024, ge=1, description="Max responses per group.")
     max_batch_groups: int = Field(1024, ge=1, description="Max groups per /score_batch call.")
     max_response_chars: int = Field(200_000, ge=1, description="Max characters per response.")
@@ -216,12 +301,19 @@ class Settings(BaseSettings):
         description="Paths served without a token when auth is on (comma-separated).",
     )
 
-    @field_validator("auth_tokens", "auth_open_paths", mode="before")
+    @field_validator("auth_tokens", "auth_open_paths", "judge_skip_stages", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = json.loads(v) if v.lstrip().startswith("[") else v.split(",")
         return [x.strip() for x in v if x.strip()] if isinstance(v, list) else v
+
+    @field_validator("judge_url")
+    @classmethod
+    def _judge_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("judge_url must be empty or an http(s):// base URL")
+        return v
 
     @field_validator("state_url")
     @classmethod
@@ -259,6 +351,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_shaping(self) -> Settings:
         self.default_shaping()  # raises ShapingError (a ValueError) on a bad combination
+        return self
+
+    @model_validator(mode="after")
+    def _check_judge(self) -> Settings:
+        if self.verifier == "cascade+judge" and not self.judge_url:
+            raise ValueError("verifier cascade+judge needs judge_url")
         return self
 
     def default_shaping(self) -> ShapingConfig:

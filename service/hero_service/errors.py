@@ -11,6 +11,7 @@ STATUS: Final[dict[str, int]] = {
     "bad_request": 400,
     "unauthorized": 401,
     "not_found": 404,
+    "body_timeout": 408,
     "conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,

@@ -63,6 +63,50 @@ class Metrics:
             ["verifier", "stage", "status"],
             registry=r,
         )
+        self.verifier_stage_confusion = Counter(
+            "hero_verifier_stage_confusion_total",
+            "Verifier label vs trusted label (tp/fp/tn/fn) by the stage that decided; "
+            "stage=judge holds the judge's flips.",
+            ["stage", "outcome"],
+            registry=r,
+        )
+        # Judge stage (verify/judge.py): counts are per distinct (question, reference, answer)
+        # except flips, which count rollouts.
+        self.judge_requests = Counter(
+            "hero_judge_requests_total",
+            "Judge HTTP calls by outcome (true / false / timeout / error / unparsed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.judge_duration = Histogram(
+            "hero_judge_duration_seconds",
+            "Judge HTTP call latency (answered calls).",
+            buckets=_LAT,
+            registry=r,
+        )
+        self.judge_flips = Counter(
+            "hero_judge_flips_total",
+            "Rollouts the judge flipped from incorrect to correct.",
+            registry=r,
+        )
+        self.judge_skipped = Counter(
+            "hero_judge_skipped_total",
+            "Eligible answers not sent to the judge: breaker_open, busy (no slot before the "
+            "deadline); their rule verdict stands.",
+            ["reason"],
+            registry=r,
+        )
+        self.judge_cache = Counter(
+            "hero_judge_cache_total", "Judge LRU cache lookups.", ["result"], registry=r
+        )
+        self.judge_breaker_state = Gauge(
+            "hero_judge_breaker_state",
+            "Judge circuit breaker: 0 closed, 1 half-open (one probe), 2 open (judge skipped).",
+            registry=r,
+        )
+        self.judge_breaker_trips = Counter(
+            "hero_judge_breaker_trips_total", "Times the judge breaker opened.", registry=r
+        )
         self.verifier_duration = Histogram(
             "hero_verifier_duration_seconds",
             "Per-answer verification latency (cache misses).",
@@ -141,6 +185,13 @@ class Metrics:
             "hero_overload_rejections_total",
             "Requests refused with 429 by stage.",
             ["stage"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "hero_refused_requests_total",
+            "Requests refused before any work: unauthorized (401, no body read), "
+            "body_timeout (408, upload stalled past body_read_timeout_s).",
+            ["reason"],
             registry=r,
         )
         self.replays = Counter(

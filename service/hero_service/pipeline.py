@@ -24,6 +24,7 @@ from hero_service.shaping import (
 )
 from hero_service.state import JobRecord, JobStore, RequestIdConflict
 from hero_service.state.base import Commit
+from hero_service.verify.pool import owned_by
 from hero_service.verify.rules import RuleVerifier, Verdict
 
 
@@ -53,6 +54,15 @@ class Pipeline:
         self.default_shaping = settings.default_shaping()
 
     # -- validation ----------------------------------------------------------------------
+    def verifier_name(self, requested: str | None) -> str:
+        """The verifier a call uses; cascade+judge only where a judge is configured."""
+        name = requested or self.settings.verifier
+        if name == "cascade+judge" and self.verifier.judge is None:
+            raise InvalidInput(
+                "verifier cascade+judge needs a judge: set the service's judge_url", "verifier"
+            )
+        return name
+
     def check_limits(self, groups: Sequence[GroupIn], prefix: Callable[[int], str]) -> None:
         s = self.settings
         if len(groups) > s.max_batch_groups:
@@ -109,6 +119,18 @@ class Pipeline:
         overrides: ShapingOverrides | None,
         verifier: str | None,
     ) -> Scored:
+        with owned_by():  # this call's verifications share the pool fairly with others
+            return await self._score(job_id, groups, request_id, digest, overrides, verifier)
+
+    async def _score(
+        self,
+        job_id: str,
+        groups: Sequence[GroupIn],
+        request_id: str | None,
+        digest: str,
+        overrides: ShapingOverrides | None,
+        verifier: str | None,
+    ) -> Scored:
         t0 = time.perf_counter()
         if request_id is not None:
             try:
@@ -118,14 +140,17 @@ class Pipeline:
             if stored is not None:
                 self.metrics.replays.inc()
                 return Scored.from_stored(stored)
+        vname = self.verifier_name(verifier)
         job_cfg, cfg = await self.resolve_config(job_id, overrides)
-        vname = verifier or self.settings.verifier
 
         async def verify_all() -> list[list[Verdict]]:
             t = time.perf_counter()
             try:
                 out = await asyncio.gather(
-                    *(self.verifier.verify_group(g.reference, g.responses, vname) for g in groups)
+                    *(
+                        self.verifier.verify_group(g.reference, g.responses, vname, g.prompt)
+                        for g in groups
+                    )
                 )
             except Overloaded:
                 self.metrics.rejected.labels("verifier").inc()
@@ -202,6 +227,7 @@ class Pipeline:
                 for v, y in zip(vs, g.labels, strict=True):
                     kind = ("tp" if y else "fp") if v.label else ("fn" if y else "tn")
                     m.verifier_confusion.labels(job, kind).inc()
+                    m.verifier_stage_confusion.labels(v.stage or "none", kind).inc()
             if sh.collapse == "mixed":
                 lo, hi = min(sc), max(sc)
                 for v, s in zip(vs, sc, strict=True):
@@ -221,6 +247,7 @@ def _result(g: GroupIn, vs: list[Verdict], scores: list[float], sh: GroupShaping
         verifier_status=[v.status for v in vs],
         answers=[v.answer for v in vs],
         verifier_stage=[v.stage for v in vs],
+        judge=[v.judge for v in vs] if any(v.judge for v in vs) else None,
         rm_scores=scores,
         normalized=sh.normalized,
         weight=sh.weight,

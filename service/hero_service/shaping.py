@@ -12,7 +12,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, get_args
 
 # The enumerations are the wire schema's (one source); the client never imports us.
-from hero_client.schema import AdvantageMode, Collapse, PresetName, SigmaMean
+from hero_client.schema import (
+    JOB_COUNT_MAX,
+    SIGMA_BAR_MAX,
+    AdvantageMode,
+    Collapse,
+    PresetName,
+    SigmaMean,
+)
 
 
 class ShapingError(ValueError):
@@ -128,6 +135,11 @@ def check_scores(rm_scores: Sequence[float], labels: Sequence[int]) -> None:
     for i, s in enumerate(rm_scores):
         if not math.isfinite(s):
             raise ShapingError(f"rm_scores[{i}]", f"reward model score is not finite ({s})")
+        if abs(s) > SIGMA_BAR_MAX:
+            # bounds every sigma, so no running mean can overflow (check_running)
+            raise ShapingError(
+                f"rm_scores[{i}]", f"reward model score {s} is beyond +-{SIGMA_BAR_MAX:g}"
+            )
     for i, y in enumerate(labels):
         if y not in (0, 1):
             raise ShapingError(f"labels[{i}]", f"rule label must be 0 or 1, got {y!r}")
@@ -195,6 +207,18 @@ def compute_advantages(
     return [weight * c / (std + eps) for c in centred]
 
 
+def check_running(state: RunningSigma) -> None:
+    """A job's running state must stay finite and bounded: refuse (before anything is
+    stored) what would make every later call on the job fail."""
+    sb = state.sigma_bar
+    if sb is not None and not (math.isfinite(sb) and 0 <= sb <= SIGMA_BAR_MAX):
+        raise ShapingError("sigma_bar", f"must be finite and in [0, {SIGMA_BAR_MAX:g}], got {sb}")
+    if not 0 <= state.count <= JOB_COUNT_MAX:
+        raise ShapingError("count", f"must be in [0, {JOB_COUNT_MAX}], got {state.count}")
+    if sb is not None and state.count == 0:
+        raise ShapingError("sigma_bar", "must be null when count is 0")
+
+
 def sigma_bar_for(state: RunningSigma, batch_sigmas: Sequence[float]) -> float:
     """The sigma_bar a call's groups are weighted with: the job's value before the
     call is folded in; for a job's first call, the call's own mean sigma."""
@@ -216,12 +240,15 @@ def fold_sigmas(
         return state
     batch_mean = math.fsum(batch_sigmas) / n
     if state.sigma_bar is None or state.count == 0:
-        return RunningSigma(batch_mean, n)
-    if cfg.sigma_mean == "cumulative":
+        new = RunningSigma(batch_mean, n)
+    elif cfg.sigma_mean == "cumulative":
         total = state.sigma_bar * state.count + math.fsum(batch_sigmas)
-        return RunningSigma(total / (state.count + n), state.count + n)
-    m = cfg.momentum
-    return RunningSigma(m * state.sigma_bar + (1 - m) * batch_mean, state.count + n)
+        new = RunningSigma(total / (state.count + n), state.count + n)
+    else:
+        m = cfg.momentum
+        new = RunningSigma(m * state.sigma_bar + (1 - m) * batch_mean, state.count + n)
+    check_running(new)  # bounded inputs keep it finite; refuse rather than store inf
+    return new
 
 
 def shape_group(

@@ -22,6 +22,7 @@ from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
 from hero_service.rm import RMInput, build_scorer
 from hero_service.state import build_store
+from hero_service.verify.judge import Judge, JudgeConfig
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
 
@@ -46,12 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.verifier_max_tasks,
             settings.verifier_memory_mb,
             settings.verifier_max_queue,
+            max_per_owner=settings.verifier_max_per_request,
         )
         rt.pool = pool
         metrics.verifier_pool_size.set(settings.verifier_workers)
         metrics.verifier_queue.set_function(lambda: pool.inflight)
+        # the judge is no readiness component: when it is down the rule verdicts stand
+        judge = Judge(JudgeConfig.from_settings(settings), metrics) if settings.judge_url else None
         rt.verifier = RuleVerifier(
-            pool, metrics, settings.verifier_cache_size, settings.verifier_inner_timeout_s
+            pool,
+            metrics,
+            settings.verifier_cache_size,
+            settings.verifier_inner_timeout_s,
+            judge=judge,
         )
         scorer_task = asyncio.create_task(asyncio.to_thread(build_scorer, settings, metrics))
         await pool.warm_up()
@@ -72,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await barrier.close()  # score open groups while the RM is up
             await scorer.close()
             await asyncio.to_thread(pool.close)
+            if judge is not None:
+                await judge.close()
             await store.close()
 
     app = FastAPI(

@@ -27,29 +27,35 @@ Everything runs on the event loop thread: state changes never await, so no locks
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from starlette.requests import Request
+from typing import Any
 
 from hero_client.schema import (
     GroupIn,
-    GroupResult,
-    ShapingOverrides,
-    Timings,
+)
+from hero_service.api.groups import (
+    ClientGone,
+    Gone,
+    GroupClosed,
+    GroupKey,
+    OpenGroup,
+    SampleIn,
+    SampleOutcome,
+    Slot,
+    SlotKey,
+    check_group,
+    check_sample,
+    late,
+    same_content,
+    sample_digest,
 )
 from hero_service.config import Settings
 from hero_service.errors import (
     BackendError,
     Conflict,
-    InvalidInput,
     NotReady,
     Overloaded,
     ServiceError,
@@ -61,145 +67,14 @@ from hero_service.state import payload_digest
 
 log = logging.getLogger("hero_service.api.barrier")
 
-SlotKey = tuple[str, object]  # ("i", index) | ("r", request id) | ("a", arrival number)
-GroupKey = tuple[str, str]  # (job_id, group key)
-State = Literal["open", "scoring", "closed", "failed"]
-# Completes when the waiting client has disconnected (see disconnect_watch).
-Gone = asyncio.Future[object]
-
-
-CLIENT_CLOSED = 499  # nginx's code: the client went away before the answer was ready
-
-
-@contextlib.asynccontextmanager
-async def disconnect_watch(request: Request) -> AsyncIterator[asyncio.Future[object]]:
-    """A future that completes when the client disconnects (the body is already read, so
-    the only message left to receive is http.disconnect)."""
-
-    async def watch() -> object:
-        while True:
-            msg = await request.receive()
-            if msg["type"] == "http.disconnect":
-                return True
-
-    task: asyncio.Future[object] = asyncio.ensure_future(watch())
-    try:
-        yield task
-    finally:
-        task.cancel()
-
-
-class ClientGone(Exception):
-    """The waiting client disconnected; there is nobody to answer."""
-
-
-class GroupClosed(Conflict):
-    """409: a new sample for a group that was already scored (it arrived too late)."""
-
-
-@dataclass(frozen=True)
-class SampleIn:
-    """One sample as the routes hand it to the barrier."""
-
-    job_id: str
-    group_id: str  # shown in answers
-    group_key: str  # what groups samples: the group id, or a digest for /get_reward
-    reusable: bool  # True: a scored group's key may open a new group (no late samples)
-    group_size: int
-    prompt: str
-    reference: str
-    response: str
-    label: int | None = None
-    sample_index: int | None = None
-    request_id: str | None = None
-    deadline_s: float | None = None
-    shaping: ShapingOverrides | None = None
-    verifier: str | None = None
-
-
-@dataclass(frozen=True)
-class SampleOutcome:
-    """A sample's answer: the whole scored group and where the sample sits in it."""
-
-    group: GroupResult
-    timings: Timings
-    position: int
-    sample_index: int
-    group_size: int
-    count: int
-    partial: bool
-    replayed: bool
-    wait_s: float
-
-
-@dataclass
-class _Slot:
-    key: SlotKey
-    sample_index: int | None
-    request_id: str | None
-    response: str
-    label: int | None
-    digest: str
-    seq: int
-
-    @property
-    def anonymous(self) -> bool:
-        return self.key[0] == "a"
-
-
-@dataclass
-class _Group:
-    key: GroupKey
-    group_id: str
-    reusable: bool
-    size: int
-    prompt: str
-    reference: str
-    shaping: ShapingOverrides | None
-    verifier: str | None
-    created: float
-    future: asyncio.Future[Scored]
-    slots: dict[SlotKey, _Slot] = field(default_factory=dict)
-    by_rid: dict[str, SlotKey] = field(default_factory=dict)
-    positions: dict[SlotKey, int] = field(default_factory=dict)
-    state: State = "open"
-    partial: bool = False
-    closed_at: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-
-    def find(self, s: SampleIn) -> _Slot | None:
-        if s.sample_index is not None:
-            slot = self.slots.get(("i", s.sample_index))
-            if slot is None and s.request_id in self.by_rid:
-                other = self.by_rid[s.request_id]
-                raise Conflict(
-                    f"request_id {s.request_id!r} was already used in group {self.group_id!r} "
-                    f"for sample_index {other[1]}, not {s.sample_index}",
-                    "request_id",
-                )
-            return slot
-        if s.request_id is not None and s.request_id in self.by_rid:
-            return self.slots[self.by_rid[s.request_id]]
-        return None
-
-
-def _sample_digest(s: SampleIn) -> str:
-    return hashlib.sha256(
-        json.dumps([s.response, s.label], ensure_ascii=False).encode("utf-8", "surrogatepass")
-    ).hexdigest()
-
-
-def _shaping_key(s: ShapingOverrides | None) -> str:
-    return s.model_dump_json(exclude_none=True) if s is not None else "{}"
-
 
 class Barrier:
     def __init__(self, settings: Settings, metrics: Metrics, pipeline: Pipeline) -> None:
         self.settings = settings
         self.metrics = metrics
         self.pipeline = pipeline
-        self._live: dict[GroupKey, _Group] = {}
-        self._closed: OrderedDict[GroupKey, _Group] = OrderedDict()
+        self._live: dict[GroupKey, OpenGroup] = {}
+        self._closed: OrderedDict[GroupKey, OpenGroup] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._n_open = 0
         self._n_pending = 0
@@ -223,10 +98,10 @@ class Barrier:
             return replay
         return await self._wait(g, slot, gone)
 
-    def _admit(self, s: SampleIn) -> tuple[_Group, _Slot, SampleOutcome | None]:
+    def _admit(self, s: SampleIn) -> tuple[OpenGroup, Slot, SampleOutcome | None]:
         if self._closing:
             raise NotReady("service is shutting down; retry shortly")
-        self._check_sample(s)
+        check_sample(s, self.settings.max_group_size)
         key: GroupKey = (s.job_id, s.group_key)
         g = self._live.get(key)
         if g is None and not s.reusable:
@@ -235,82 +110,26 @@ class Barrier:
                 slot = self._existing(done, s)
                 return done, slot, self._outcome(done, slot, replayed=True, wait_s=0.0)
         if g is not None:
-            self._check_group(g, s)
+            check_group(g, s)
             slot_or_none = g.find(s)
             if slot_or_none is not None:
-                self._same_content(g, slot_or_none, s)
+                same_content(g, slot_or_none, s)
                 self.metrics.barrier_samples.labels("joined").inc()
                 return g, slot_or_none, None
             if g.state != "open":
-                raise self._late(g, s)
+                raise late(g, s)
         else:
             g = self._open(key, s)
         return g, self._add(g, s), None
 
-    def _check_sample(self, s: SampleIn) -> None:
-        limit = self.settings.max_group_size
-        if s.group_size > limit:
-            raise InvalidInput(
-                f"group_size is {s.group_size}, over the limit of {limit} (setting max_group_size)",
-                "group_size",
-            )
-        if s.sample_index is not None and s.sample_index >= s.group_size:
-            raise InvalidInput(
-                f"sample_index is {s.sample_index} but group_size is {s.group_size} "
-                f"(indices run from 0 to {s.group_size - 1})",
-                "sample_index",
-            )
-
-    def _check_group(self, g: _Group, s: SampleIn) -> None:
-        checks: list[tuple[str, object, object]] = [
-            ("group_size", g.size, s.group_size),
-            ("prompt", g.prompt, s.prompt),
-            ("reference", g.reference, s.reference),
-            ("verifier", g.verifier, s.verifier),
-            ("shaping", _shaping_key(g.shaping), _shaping_key(s.shaping)),
-        ]
-        for name, have, got in checks:
-            if have != got:
-                shown = f" {have!r}" if name in ("group_size", "verifier", "shaping") else ""
-                raise Conflict(
-                    f"group {g.group_id!r} of job {g.key[0]!r} already has a different "
-                    f"{name}{shown}; every sample of a group must send the same {name}",
-                    name,
-                )
-
-    def _existing(self, g: _Group, s: SampleIn) -> _Slot:
+    def _existing(self, g: OpenGroup, s: SampleIn) -> Slot:
         slot = g.find(s)
         if slot is None:
-            raise self._late(g, s)
-        self._same_content(g, slot, s)
+            raise late(g, s)
+        same_content(g, slot, s)
         return slot
 
-    def _same_content(self, g: _Group, slot: _Slot, s: SampleIn) -> None:
-        if slot.digest != _sample_digest(s):
-            f = "sample_index" if s.sample_index is not None else "request_id"
-            ident = s.sample_index if s.sample_index is not None else s.request_id
-            raise Conflict(
-                f"{f} {ident!r} of group {g.group_id!r} was already sent with a different "
-                f"response or label; a retry must resend the same sample",
-                f,
-            )
-
-    def _late(self, g: _Group, s: SampleIn) -> GroupClosed:
-        if g.state == "closed":
-            when = f"{time.monotonic() - g.closed_at:.1f} s ago"
-            what = f"{len(g.positions)} of {g.size} samples" + (", partial" if g.partial else "")
-            head = f"group {g.group_id!r} of job {g.key[0]!r} was already scored {when} ({what})"
-        else:
-            head = f"group {g.group_id!r} of job {g.key[0]!r} is already being scored"
-        return GroupClosed(
-            f"{head}; this sample arrived after the group closed and was not scored. "
-            f"Samples must arrive within the group's deadline (deadline_s, setting "
-            f"barrier_deadline_s); a retry of a scored sample needs its sample_index or "
-            f"request_id to be replayed",
-            "group_id",
-        )
-
-    def _open(self, key: GroupKey, s: SampleIn) -> _Group:
+    def _open(self, key: GroupKey, s: SampleIn) -> OpenGroup:
         st = self.settings
         if self._n_open >= st.barrier_max_open_groups:
             self.metrics.rejected.labels("barrier").inc()
@@ -321,7 +140,7 @@ class Barrier:
                 retry_after=1.0,
             )
         loop = asyncio.get_running_loop()
-        g = _Group(
+        g = OpenGroup(
             key=key,
             group_id=s.group_id,
             reusable=s.reusable,
@@ -341,7 +160,7 @@ class Barrier:
         self._n_open += 1
         return g
 
-    def _add(self, g: _Group, s: SampleIn) -> _Slot:
+    def _add(self, g: OpenGroup, s: SampleIn) -> Slot:
         if self._n_pending >= self.settings.barrier_max_pending_samples:
             self.metrics.rejected.labels("barrier").inc()
             if not g.slots:
@@ -359,8 +178,8 @@ class Barrier:
             key = ("r", s.request_id)
         else:
             key = ("a", self._seq)
-        slot = _Slot(
-            key, s.sample_index, s.request_id, s.response, s.label, _sample_digest(s), self._seq
+        slot = Slot(
+            key, s.sample_index, s.request_id, s.response, s.label, sample_digest(s), self._seq
         )
         g.slots[key] = slot
         if s.request_id is not None:
@@ -371,7 +190,7 @@ class Barrier:
         return slot
 
     # -- waiting -------------------------------------------------------------------------
-    async def _wait(self, g: _Group, slot: _Slot, gone: Gone | None) -> SampleOutcome:
+    async def _wait(self, g: OpenGroup, slot: Slot, gone: Gone | None) -> SampleOutcome:
         t0 = time.monotonic()
         try:
             waits: set[asyncio.Future[Any]] = {g.future} if gone is None else {g.future, gone}
@@ -385,7 +204,7 @@ class Barrier:
         replayed = g.future.result().replayed  # raises the scoring error, if any
         return self._outcome(g, slot, replayed, time.monotonic() - t0)
 
-    def _withdraw(self, g: _Group, slot: _Slot) -> None:
+    def _withdraw(self, g: OpenGroup, slot: Slot) -> None:
         del g.slots[slot.key]
         self._n_pending -= 1
         self.metrics.barrier_samples.labels("withdrawn").inc()
@@ -393,7 +212,7 @@ class Barrier:
             self._drop(g)
             self.metrics.barrier_groups.labels("abandoned").inc()
 
-    def _drop(self, g: _Group) -> None:
+    def _drop(self, g: OpenGroup) -> None:
         """Forget an open group that has no samples left."""
         if g.timer is not None:
             g.timer.cancel()
@@ -403,7 +222,7 @@ class Barrier:
         g.state = "failed"
         g.future.cancel()
 
-    def _outcome(self, g: _Group, slot: _Slot, replayed: bool, wait_s: float) -> SampleOutcome:
+    def _outcome(self, g: OpenGroup, slot: Slot, replayed: bool, wait_s: float) -> SampleOutcome:
         scored = g.future.result()
         pos = g.positions[slot.key]
         return SampleOutcome(
@@ -419,11 +238,11 @@ class Barrier:
         )
 
     # -- closing and scoring -------------------------------------------------------------
-    def _expire(self, g: _Group) -> None:
+    def _expire(self, g: OpenGroup) -> None:
         if g.state == "open":
             self._close(g, partial=True)
 
-    def _close(self, g: _Group, partial: bool) -> None:
+    def _close(self, g: OpenGroup, partial: bool) -> None:
         g.state = "scoring"
         g.partial = partial
         if g.timer is not None:
@@ -446,7 +265,7 @@ class Barrier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _score(self, g: _Group, order: list[_Slot]) -> None:
+    async def _score(self, g: OpenGroup, order: list[Slot]) -> None:
         try:
             result = await self._run_pipeline(g, order)
         except asyncio.CancelledError:
@@ -470,7 +289,7 @@ class Barrier:
                     del self._live[g.key]
                 self._remember(g)
 
-    def _failed(self, g: _Group, e: ServiceError) -> None:
+    def _failed(self, g: OpenGroup, e: ServiceError) -> None:
         g.state = "failed"
         if self._live.get(g.key) is g:
             del self._live[g.key]  # retries form the group again; nothing was folded in
@@ -479,7 +298,7 @@ class Barrier:
         self.metrics.barrier_groups.labels("failed").inc()
         self.metrics.barrier_samples.labels("failed").inc(len(g.slots))
 
-    async def _run_pipeline(self, g: _Group, order: list[_Slot]) -> Scored:
+    async def _run_pipeline(self, g: OpenGroup, order: list[Slot]) -> Scored:
         labels = [sl.label for sl in order]
         group = GroupIn(
             group_id=g.group_id,
@@ -510,7 +329,7 @@ class Barrier:
             ) from None
 
     # -- memory of scored groups ---------------------------------------------------------
-    def _remember(self, g: _Group) -> None:
+    def _remember(self, g: OpenGroup) -> None:
         cap = self.settings.barrier_max_closed_groups
         if cap <= 0:
             return
@@ -528,7 +347,7 @@ class Barrier:
                 break
             self._closed.popitem(last=False)
 
-    def _closed_get(self, key: GroupKey) -> _Group | None:
+    def _closed_get(self, key: GroupKey) -> OpenGroup | None:
         self._prune()
         return self._closed.get(key)
 

@@ -1,7 +1,8 @@
 """Admission control: bounded in-flight scoring work and a per-request deadline.
 
-A pure ASGI middleware, outermost, so an overloaded replica refuses a request before it
-reads or parses the body: the refusal is cheap (429 + Retry-After, well under a
+A pure ASGI middleware, right after auth (http.py: an unauthenticated request never
+reaches it) and before the body is read, so an overloaded replica refuses a request before
+it reads or parses the body: the refusal is cheap (429 + Retry-After, well under a
 millisecond of server time) and memory stays bounded by (max_inflight_requests +
 max_queued_requests) x max_body_bytes plus what the stage queues hold. A short FIFO
 queue (queue_wait_s) absorbs bursts at moderate load; under overload the queue is full

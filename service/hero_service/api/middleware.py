@@ -1,4 +1,4 @@
-"""HTTP plumbing: body-size limit, auth, error bodies, request metrics."""
+"""HTTP plumbing: auth, body-size limit and read timeout, error bodies, request metrics."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hero_service.api import docs_ui
 from hero_service.api.limits import Admission
 from hero_service.errors import Overloaded, ServiceError, error_response
+from hero_service.metrics import Metrics
 
 if TYPE_CHECKING:
     from hero_service.api.runtime import Runtime
@@ -57,11 +58,16 @@ def _json_error(doc: Any, err: Any) -> str:
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes with 413 before anything parses them."""
+    """Refuse bodies over `limit` bytes with 413 before anything parses them, and drop an
+    upload that stalls past `read_timeout_s` with 408 (it would hold an admission slot)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, metrics: Metrics, read_timeout_s: float = 0.0
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.metrics = metrics
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -74,18 +80,32 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         total = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunk = msg.get("body", b"")
-            total += len(chunk)
-            if total > self.limit:
-                await self._reject(scope, receive, send, total)
-                return
-            chunks.append(chunk)
-            if not msg.get("more_body", False):
-                break
+        timeout = asyncio.timeout(self.read_timeout_s or None)
+        try:
+            async with timeout:
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        return
+                    chunk = msg.get("body", b"")
+                    total += len(chunk)
+                    if total > self.limit:
+                        await self._reject(scope, receive, send, total)
+                        return
+                    chunks.append(chunk)
+                    if not msg.get("more_body", False):
+                        break
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            self.metrics.refused.labels("body_timeout").inc()
+            resp = error_response(
+                "body_timeout",
+                f"request body not received within {self.read_timeout_s:g}s ({total} bytes "
+                "arrived; setting body_read_timeout_s)",
+            )
+            await resp(scope, receive, send)
+            return
         body = b"".join(chunks)
         sent = False
 
@@ -107,15 +127,16 @@ class BodyLimit:
         await resp(scope, receive, send)
 
 
-class AuthAndMetrics:
-    """Bearer auth and per-route request metrics, as plain ASGI (Starlette's
-    BaseHTTPMiddleware costs a task and a stream per request on the hot path)."""
+class Auth:
+    """Bearer auth, outermost: a request without a valid token is answered 401 from its
+    headers alone, before it can take an admission slot, have its body read, or cause
+    any verifier or RM work (docs/reliability.md, "Auth")."""
 
     def __init__(
-        self, app: ASGIApp, rt: Runtime, tokens: list[bytes], open_paths: frozenset[str]
+        self, app: ASGIApp, metrics: Metrics, tokens: list[bytes], open_paths: frozenset[str]
     ) -> None:
         self.app = app
-        self.metrics = rt.metrics
+        self.metrics = metrics
         self.tokens = tokens
         self.open_paths = open_paths
 
@@ -135,16 +156,35 @@ class AuthAndMetrics:
         return scheme.lower() == "bearer" and bool(matched)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if (
+            scope["type"] != "http"
+            or not self.tokens
+            or scope["path"] in self.open_paths
+            or self._authorized(scope)
+        ):
             await self.app(scope, receive, send)
             return
-        if self.tokens and scope["path"] not in self.open_paths and not self._authorized(scope):
-            resp = error_response(
-                "unauthorized",
-                "missing or invalid bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await resp(scope, receive, send)
+        self.metrics.refused.labels("unauthorized").inc()
+        # The body is never read: the server closes the connection after the answer.
+        resp = error_response(
+            "unauthorized",
+            "missing or invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await resp(scope, receive, send)
+
+
+class RequestMetrics:
+    """Per-route request metrics, as plain ASGI (Starlette's BaseHTTPMiddleware costs a
+    task and a stream per request on the hot path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
         status = 500  # what the client sees if the app fails before starting a response
@@ -171,9 +211,16 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
     tokens = [hashlib.sha256(t.encode()).digest() for t in settings.bearer_tokens()]
     open_paths = docs_ui.open_paths(frozenset(settings.auth_open_paths))
 
-    app.add_middleware(AuthAndMetrics, rt=rt, tokens=tokens, open_paths=open_paths)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(  # outermost: refuses before reading a body
+    # add_middleware wraps: the last added runs first. Order of a request:
+    # Auth (headers only) -> Admission (slot) -> BodyLimit (read, size, timeout) -> metrics.
+    app.add_middleware(RequestMetrics, metrics=rt.metrics)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        metrics=rt.metrics,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    app.add_middleware(
         Admission,
         metrics=rt.metrics,
         max_inflight=settings.max_inflight_requests,
@@ -181,6 +228,7 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
         max_queued=settings.max_queued_requests,
         queue_wait_s=settings.queue_wait_s,
     )
+    app.add_middleware(Auth, metrics=rt.metrics, tokens=tokens, open_paths=open_paths)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

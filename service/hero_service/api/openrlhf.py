@@ -24,9 +24,9 @@ from hero_client.schema import (
     ShapingOverrides,
     VerifierName,
 )
-from hero_service.api.barrier import (
+from hero_service.api.barrier import Barrier
+from hero_service.api.groups import (
     CLIENT_CLOSED,
-    Barrier,
     ClientGone,
     SampleIn,
     SampleOutcome,
@@ -129,6 +129,7 @@ async def get_reward(
         return _json(GetRewardResponse(rewards=[], scores=[], extra_logs={}))
     p, barrier = live_barrier(request)
     st = p.settings
+    p.verifier_name(verifier)
     prompts = req.prompts if req.prompts is not None else [""] * n
     if len(prompts) != n:
         raise InvalidInput(f"prompts has {len(prompts)} entries but query has {n}", "prompts")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+from urllib.parse import urlparse
+
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hero_client.schema import (
+    JOB_ID_PATTERN,
     ErrorBody,
     GroupIn,
     GroupResult,
@@ -31,8 +35,10 @@ from hero_service.errors import InvalidInput, NotFound
 from hero_service.rm import RMInput
 from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError
 from hero_service.state import JobRecord, payload_digest
+from hero_service.verify.pool import owned_by
 
 router = APIRouter()
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job id.")]
 _ERRORS: dict[int | str, dict[str, object]] = {
     c: {"model": ErrorBody} for c in (401, 404, 409, 413, 415, 422, 429, 502, 503)
 }
@@ -100,9 +106,14 @@ def _json(body: str) -> Response:
 async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
     """The rule verifier alone (no state is touched)."""
     p = live_pipeline(request)
-    p.check_limits([GroupIn(reference=req.reference, responses=req.responses)], lambda _: "")
+    p.check_limits(
+        [GroupIn(prompt=req.prompt, reference=req.reference, responses=req.responses)],
+        lambda _: "",
+    )
+    p.verifier_name(req.verifier)  # cascade+judge needs a judge
     name = req.verifier or p.settings.verifier
-    vs = await p.verifier.verify_group(req.reference, req.responses, name)
+    with owned_by():  # one request's answers share the pool fairly with other requests
+        vs = await p.verifier.verify_group(req.reference, req.responses, name, req.prompt)
     return VerifyResponse.model_construct(
         verifier=[v.label for v in vs],
         verifier_status=[v.status for v in vs],
@@ -110,6 +121,7 @@ async def verify(req: VerifyRequest, request: Request) -> VerifyResponse:
         reasons=[v.reason for v in vs],
         verifier_name=name,
         verifier_stage=[v.stage for v in vs],
+        judge=[v.judge for v in vs] if any(v.judge for v in vs) else None,
     )
 
 
@@ -143,11 +155,12 @@ async def rm_score(req: RMScoreRequest, request: Request) -> RMScoreResponse:
 
 
 def _state(rec: JobRecord) -> JobState:
-    return JobState(
+    # constructed, not validated: a record stored by an older version must still export
+    return JobState.model_construct(
         job_id=rec.job_id,
         sigma_bar=rec.running.sigma_bar,
         count=rec.running.count,
-        config=ShapingConfigOut(**rec.config.to_dict()),
+        config=ShapingConfigOut.model_construct(**rec.config.to_dict()),
         created_at=rec.created_at,
         updated_at=rec.updated_at,
     )
@@ -159,7 +172,7 @@ async def list_jobs(request: Request) -> list[JobState]:
 
 
 @router.get("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
-async def get_job(job_id: str, request: Request) -> JobState:
+async def get_job(job_id: JobId, request: Request) -> JobState:
     """A job's state; the body is also the export format accepted by PUT."""
     rec = await live_pipeline(request).store.get(job_id)
     if rec is None:
@@ -168,12 +181,12 @@ async def get_job(job_id: str, request: Request) -> JobState:
 
 
 @router.put("/jobs/{job_id}", response_model=JobState, responses=_ERRORS, tags=["jobs"])
-async def import_job(job_id: str, state: JobState, request: Request) -> JobState:
-    """Create or overwrite a job from an exported state (restore from a checkpoint)."""
+async def import_job(job_id: JobId, state: JobState, request: Request) -> JobState:
+    """Create or overwrite a job from an exported state (restore from a checkpoint).
+    Every GET export imports unchanged; an invalid state is a 422 naming the field and
+    nothing is stored (docs/reliability.md, "Jobs API")."""
     if state.job_id != job_id:
         raise InvalidInput(f"job_id in body ({state.job_id!r}) != path ({job_id!r})", "job_id")
-    if state.count < 0 or (state.count > 0) != (state.sigma_bar is not None):
-        raise InvalidInput("sigma_bar must be set exactly when count > 0", "sigma_bar")
     try:
         cfg = ShapingConfig(**state.config.model_dump())
     except ShapingError as e:
@@ -181,12 +194,15 @@ async def import_job(job_id: str, state: JobState, request: Request) -> JobState
     rec = JobRecord(
         job_id, RunningSigma(state.sigma_bar, state.count), cfg, state.created_at, state.updated_at
     )
-    await live_pipeline(request).store.put(rec)
+    try:
+        await live_pipeline(request).store.put(rec)  # the store checks the record too
+    except ShapingError as e:
+        raise InvalidInput(f"{e.field}: {e.message}", e.field) from None
     return _state(rec)
 
 
 @router.delete("/jobs/{job_id}", responses=_ERRORS, tags=["jobs"])
-async def reset_job(job_id: str, request: Request) -> JSONResponse:
+async def reset_job(job_id: JobId, request: Request) -> JSONResponse:
     """Forget a job: its sigma_bar, config and remembered request ids."""
     if not await live_pipeline(request).store.delete(job_id):
         raise NotFound(f"job {job_id!r} not found", "job_id")
@@ -215,6 +231,13 @@ def rm_model_name(s: Settings) -> str:
     return s.rm_model
 
 
+def judge_name(s: Settings) -> str | None:
+    """The judge's model name, else its host (never the URL: it may carry credentials)."""
+    if not s.judge_url:
+        return None
+    return s.judge_model or urlparse(s.judge_url).hostname or "judge"
+
+
 @router.get("/config", response_model=ServiceConfig, tags=["ops"])
 async def config(request: Request) -> ServiceConfig:
     """The server's reward model, default verifier and shaping (read-only, no secrets)."""
@@ -226,6 +249,7 @@ async def config(request: Request) -> ServiceConfig:
         verifier=s.verifier,
         shaping_preset=s.shaping_preset,
         shaping=ShapingConfigOut(**s.default_shaping().to_dict()),
+        judge=judge_name(s),
     )
 
 

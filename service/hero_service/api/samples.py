@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from hero_client.schema import ErrorBody, ScoreSampleRequest, ScoreSampleResponse
-from hero_service.api.barrier import (
+from hero_service.api.groups import (
     CLIENT_CLOSED,
     ClientGone,
     SampleIn,
@@ -42,6 +42,7 @@ async def score_sample(req: ScoreSampleRequest, request: Request) -> Response:
     check_text(req.response, "response", s.max_response_chars)
     if req.shaping is not None:
         await p.resolve_config(req.job_id, req.shaping)  # bad overrides fail now, not later
+    p.verifier_name(req.verifier)  # cascade+judge without a judge fails now, not later
     sample = SampleIn(
         job_id=req.job_id,
         group_id=req.group_id,
@@ -84,6 +85,7 @@ def _sample_response(
         verifier_status=g.verifier_status[i],
         answer=g.answers[i],
         verifier_stage=g.verifier_stage[i] if g.verifier_stage is not None else None,
+        judge=g.judge[i] if g.judge is not None else None,
         rm_score=g.rm_scores[i],
         normalized=g.normalized[i],
         advantage=g.advantages[i] if g.advantages is not None else None,

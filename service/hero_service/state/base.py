@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from hero_service.shaping import RunningSigma, ShapingConfig
+from hero_client.schema import JOB_ID_PATTERN, TIMESTAMP_MAX
+from hero_service.shaping import RunningSigma, ShapingConfig, ShapingError, check_running
 
 
 class RequestIdConflict(Exception):
@@ -30,6 +33,19 @@ class JobRecord:
     config: ShapingConfig
     created_at: float
     updated_at: float
+
+
+def check_record(rec: JobRecord) -> None:
+    """What every store accepts on import (put), the same for all: a job id of the API's
+    pattern, a finite bounded running state, finite timestamps. ShapingError names the
+    field; nothing is stored."""
+    if re.fullmatch(JOB_ID_PATTERN, rec.job_id) is None:
+        raise ShapingError("job_id", f"must match {JOB_ID_PATTERN}")
+    check_running(rec.running)
+    for name in ("created_at", "updated_at"):
+        v = getattr(rec, name)
+        if not (math.isfinite(v) and 0 <= v <= TIMESTAMP_MAX):
+            raise ShapingError(name, f"must be finite and in [0, {TIMESTAMP_MAX:g}], got {v}")
 
 
 T = TypeVar("T")
@@ -76,7 +92,8 @@ class JobStore(Protocol):
     async def list_jobs(self) -> list[JobRecord]: ...
 
     async def put(self, record: JobRecord) -> None:
-        """Create or overwrite a job (import / restore from a checkpoint)."""
+        """Create or overwrite a job (import / restore from a checkpoint); check_record
+        first (ShapingError naming the field)."""
 
     async def delete(self, job_id: str) -> bool: ...
 

@@ -39,8 +39,8 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from hero_service.errors import StateUnavailable
-from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Commit, Compute, JobRecord, check_replay
+from hero_service.shaping import RunningSigma, ShapingConfig, check_running
+from hero_service.state.base import Commit, Compute, JobRecord, check_record, check_replay
 
 T = TypeVar("T")
 
@@ -78,10 +78,12 @@ def _encode(rec: JobRecord) -> dict[Any, Any]:
 
 
 def _decode(job_id: str, h: Mapping[Any, Any]) -> JobRecord:
-    sb = h.get("sigma_bar", "")
+    sb = float(h["sigma_bar"]) if h.get("sigma_bar") else None
+    if sb is not None and not math.isfinite(sb):
+        sb = None  # a NaN an older version stored: no running mean, as SQLite reads it
     return JobRecord(
         job_id=job_id,
-        running=RunningSigma(float(sb) if sb else None, int(h["count"])),
+        running=RunningSigma(sb, int(h["count"])),
         config=ShapingConfig(**json.loads(h["config"])),
         created_at=float(h["created_at"]),
         updated_at=float(h["updated_at"]),
@@ -226,6 +228,7 @@ class RedisJobStore:
                     )
                     commit = compute(rec)
                     running, response = commit.running, commit.stored
+                    check_running(running)  # never store a non-finite mean
                     new = JobRecord(job_id, running, rec.config, rec.created_at, now)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(jk, mapping=_encode(new))
@@ -273,6 +276,7 @@ class RedisJobStore:
         return await self._guard(run())
 
     async def put(self, record: JobRecord) -> None:
+        check_record(record)
         jk = self._job(record.job_id)
 
         async def run() -> None:

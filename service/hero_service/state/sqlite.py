@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any
 
-from hero_service.shaping import RunningSigma, ShapingConfig
-from hero_service.state.base import Commit, Compute, JobRecord, T, check_replay
+from hero_service.shaping import RunningSigma, ShapingConfig, check_running
+from hero_service.state.base import Commit, Compute, JobRecord, T, check_record, check_replay
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -94,6 +94,7 @@ class SQLiteJobStore:
                 rec = _record(row) if row else JobRecord(job_id, RunningSigma(), init, now, now)
                 commit = compute(rec)
                 running, response = commit.running, commit.stored
+                check_running(running)  # never store a non-finite mean
                 c.execute(
                     "INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job_id) DO UPDATE SET "
                     "sigma_bar=excluded.sigma_bar, count=excluded.count, "
@@ -164,6 +165,7 @@ class SQLiteJobStore:
         return [_record(r) for r in rows]
 
     async def put(self, record: JobRecord) -> None:
+        check_record(record)
         await asyncio.to_thread(
             self._exec,
             "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)",

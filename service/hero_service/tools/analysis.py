@@ -70,6 +70,11 @@ class Analysis:
     confusion: dict[str, int] | None = None
     labelled_groups: int = 0
     scored_by: dict[str, int] = field(default_factory=dict)  # scorer_text(...) -> groups
+    # with labels: stage -> tp/fp/tn/fn by the stage that decided (verifier_stage)
+    stage_confusion: dict[str, dict[str, int]] | None = None
+    judge: dict[str, int] = field(default_factory=dict)  # judge outcome -> rollouts
+    # with labels, over the rollouts the judge ruled on: its True/False vs the label
+    judge_confusion: dict[str, int] | None = None
 
     def collapse_totals(self) -> dict[str, int]:
         return {k: sum(j.get(k, 0) for j in self.jobs.values()) for k in KINDS}
@@ -92,6 +97,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
     a = Analysis(source=source)
     conf = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    by_stage: dict[str, dict[str, int]] = {}
+    jconf = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
     for rec in records:
         v, sc, rw = rec["verifier"], rec["rm_scores"], rec["rewards"]
         a.n_groups += 1
@@ -105,6 +112,11 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
         a.hero += rw
         for s in rec.get("verifier_status", []):
             a.status[s] = a.status.get(s, 0) + 1
+        stages = rec.get("verifier_stage") or [None] * len(v)
+        judged = rec.get("judge") or [None] * len(v)
+        for j in judged:
+            if j is not None:
+                a.judge[j] = a.judge.get(j, 0) + 1
         for kind, vals in (("verifier", v), ("rm", sc), ("hero", rw)):
             if max(vals) - min(vals) <= _FLAT:
                 a.zero_adv[kind] = a.zero_adv.get(kind, 0) + 1
@@ -124,11 +136,18 @@ def analyse(records: list[dict[str, Any]], source: str = "") -> Analysis:
         labels = rec.get("labels")
         if labels is not None:
             a.labelled_groups += 1
-            for x, y, lo, hi in zip(v, labels, low, high, strict=True):
-                conf[("tp" if y else "fp") if x else ("fn" if y else "tn")] += 1
+            for x, y, lo, hi, st, j in zip(v, labels, low, high, stages, judged, strict=True):
+                kind = ("tp" if y else "fp") if x else ("fn" if y else "tn")
+                conf[kind] += 1
+                cell = by_stage.setdefault(st or "none", {"tp": 0, "fp": 0, "tn": 0, "fn": 0})
+                cell[kind] += 1
+                if j in ("true", "false"):
+                    jconf[("tp" if y else "fp") if j == "true" else ("fn" if y else "tn")] += 1
                 a.verified_low_wrong += int(lo and not y)
                 a.rejected_high_wrong += int(hi and bool(y))
     a.confusion = conf if a.labelled_groups else None
+    a.stage_confusion = by_stage if a.labelled_groups else None
+    a.judge_confusion = jconf if a.labelled_groups and sum(jconf.values()) else None
     return a
 
 
@@ -140,6 +159,8 @@ def scorer_text(s: Any) -> str:
         f"RM {s.get('rm_backend')} ({s.get('rm_model') or 'no model name'}), "
         f"preset {s.get('shaping_preset')}, verifier {s.get('verifier')}"
     )
+    if s.get("judge"):
+        text += f" (judge {s['judge']})"
     over = s.get("shaping_overrides")
     if over:
         text += ", overrides " + ", ".join(f"{k}={v}" for k, v in sorted(over.items()))
@@ -189,7 +210,36 @@ def headline(a: Analysis) -> list[tuple[str, str]]:
             ),
             ("Verifier precision = tp/(tp+fp)", ratio(k["tp"], k["tp"] + k["fp"])),
         ]
+    if a.judge:
+        asked = sum(a.judge.values())
+        rows.append(
+            (
+                "Judge: reviewed / flipped / not answered (rollouts)",
+                f"{asked} / {a.judge.get('true', 0)} / "
+                f"{asked - a.judge.get('true', 0) - a.judge.get('false', 0)}",
+            )
+        )
+    if a.judge_confusion is not None:
+        j = a.judge_confusion
+        rows.append(
+            (
+                "Judge FPR = fp/(fp+tn) on the rule-negatives it ruled on",
+                f"{ratio(j['fp'], j['fp'] + j['tn'])} ({j['fp']}/{j['fp'] + j['tn']})",
+            )
+        )
     return rows
+
+
+def stage_rows(a: Analysis) -> list[tuple[str, dict[str, int], str, str]]:
+    """(stage, tp/fp/tn/fn, precision, wrong answers it accepted / all wrong answers): the
+    last column over the stages adds up to the verifier's FPR."""
+    if a.stage_confusion is None:
+        return []
+    negatives = sum(c["fp"] + c["tn"] for c in a.stage_confusion.values())
+    out = []
+    for st, c in sorted(a.stage_confusion.items(), key=lambda kv: -sum(kv[1].values())):
+        out.append((st, c, ratio(c["tp"], c["tp"] + c["fp"]), ratio(c["fp"], negatives)))
+    return out
 
 
 # -- HTML ---------------------------------------------------------------------------------

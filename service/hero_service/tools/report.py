@@ -2,7 +2,8 @@
 
 Sections: reward distributions (verifier-only vs RM-only vs HERO), collapse rates, the
 share of groups with zero advantage under each reward, the variance-aware weights, and
-verifier/RM disagreement (with the verifier's confusion matrix when lines carry labels).
+verifier/RM disagreement (with the verifier's confusion matrix when lines carry labels),
+and with labels the confusion split by deciding stage and the judge stage's own FPR.
 The numbers come from analysis.py (pure); the figures from plots.py (matplotlib).
 """
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hero_service.tools.analysis import Analysis, analyse, headline, load, ratio
+from hero_service.tools.analysis import Analysis, analyse, headline, load, ratio, stage_rows
 from hero_service.tools.jsonl import OfflineError
 from hero_service.tools.plots import figures
 
@@ -113,6 +114,40 @@ def render_html(a: Analysis, figs: dict[str, bytes], title: str) -> str:
             f"<tr><td>verifier 0</td><td class=num>fn {k['fn']}</td>"
             f"<td class=num>tn {k['tn']}</td></tr></table>"
         )
+        body = "".join(
+            f"<tr><td>{e(st)}</td>"
+            + "".join(f"<td class=num>{c[x]}</td>" for x in ("tp", "fp", "tn", "fn"))
+            + f"<td class=num>{prec}</td><td class=num>{share}</td></tr>"
+            for st, c, prec, share in stage_rows(a)
+        )
+        parts.append(
+            "<h2>Verifier stages vs trusted labels</h2><p class=note>Each rollout under the "
+            "stage that decided it. The last column is the share of all wrong (label 0) "
+            "rollouts that the stage accepted; over the stages it adds up to the verifier's "
+            "FPR. Stage judge holds the answers the judge flipped to correct.</p><table>"
+            "<tr><th>stage</th><th>tp</th><th>fp</th><th>tn</th><th>fn</th>"
+            f"<th>precision</th><th>wrong answers accepted</th></tr>{body}</table>"
+        )
+    if a.judge:
+        rows_j = "".join(
+            f"<tr><td>{e(k)}</td><td class=num>{n}</td></tr>" for k, n in sorted(a.judge.items())
+        )
+        note = (
+            "Rule-negative answers the judge stage (verifier cascade+judge) was asked about: "
+            "true = flipped to correct; unavailable / timeout / error = the rule verdict stood."
+        )
+        parts.append(
+            f"<h2>Judge stage</h2><p class=note>{e(note)}</p><table><tr><th>judge said</th>"
+            f"<th>rollouts</th></tr>{rows_j}</table>"
+        )
+        if a.judge_confusion is not None:
+            j = a.judge_confusion
+            parts.append(
+                "<p class=note>Against trusted labels, over the rollouts it ruled on: "
+                f"FPR {ratio(j['fp'], j['fp'] + j['tn'])} ({j['fp']}/{j['fp'] + j['tn']} "
+                f"wrong answers flipped), recall {ratio(j['tp'], j['tp'] + j['fn'])} "
+                f"({j['tp']}/{j['tp'] + j['fn']} right answers recovered).</p>"
+            )
     parts.append("</body></html>\n")
     return "".join(parts)
 

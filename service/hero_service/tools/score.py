@@ -139,6 +139,8 @@ async def provenance(client: AsyncHeroClient, opts: ScoreOptions) -> dict[str, A
         "verifier": opts.verifier or cfg.verifier,
         "shaping_preset": opts.shaping.get("preset") or cfg.shaping_preset,
     }
+    if out["verifier"] == "cascade+judge" and cfg.judge:
+        out["judge"] = cfg.judge  # the model whose flips are in these rewards
     overrides = {k: v for k, v in opts.shaping.items() if k != "preset"}
     if opts.url is None and opts.settings is not None:  # local mode: the settings flags
         given = opts.settings.model_fields_set

@@ -1,18 +1,51 @@
-"""A killable pool of verifier processes (pebble): deadline, kill, replace, recycle."""
+"""A killable pool of verifier processes (pebble): deadline, kill, replace, recycle,
+and a fair share of the workers between the requests that use them.
+
+Fair share: every verification belongs to an *owner* (the scoring request that asked
+for it, read from the `verify_owner` context variable; asyncio tasks inherit it, so
+RuleVerifier's signatures do not carry it). Waiting verifications queue per owner, and a
+freed worker goes to the owners in round-robin order, so a request that brings hundreds
+of slow answers holds at most the workers it already has: another request's next
+verification starts as soon as one worker frees, i.e. within one verification deadline.
+An optional cap (`max_per_owner`) also bounds how many workers one owner may hold at
+once, which keeps workers free for newcomers at the price of idle workers when one
+request is alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import TimeoutError as FuturesTimeout
+from contextvars import ContextVar
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
 from hero_service.errors import Overloaded
 from hero_service.verify import worker
+
+SHARED = "shared"
+# Who a verification is for; set per scoring request (`owned_by`), default one shared owner.
+verify_owner: ContextVar[Hashable] = ContextVar("verify_owner", default=SHARED)
+_owner_ids = itertools.count(1)
+
+
+@contextlib.contextmanager
+def owned_by(owner: Hashable | None = None) -> Iterator[Hashable]:
+    """Run the block's verifications (and those of tasks it starts) as one owner; a
+    fresh, unique owner by default (one per request)."""
+    who = owner if owner is not None else f"req-{next(_owner_ids)}"
+    token = verify_owner.set(who)
+    try:
+        yield who
+    finally:
+        verify_owner.reset(token)
 
 
 class VerifierPool:
@@ -31,13 +64,20 @@ class VerifierPool:
         max_queue: int,
         cpu_s: int = 3600,
         max_files: int = 256,
+        max_per_owner: int = 0,
     ) -> None:
         self.workers = workers
         self.deadline_s = deadline_s
         self.max_queue = max_queue
+        self.max_per_owner = max_per_owner or workers  # 0: no cap beyond the pool
         self.inflight = 0
-        # Tasks queue here, not inside pebble, so a task's deadline starts when it runs.
-        self._slots = asyncio.Semaphore(workers)
+        # Tasks queue here, not inside pebble, so a task's deadline starts when it runs:
+        # one FIFO per owner, served round-robin; `_running` counts each owner's workers.
+        self._free = workers
+        self._queues: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+        self._running: dict[Hashable, int] = {}
+        self._served: dict[Hashable, int] = {}  # owner -> turn it was last served
+        self._turns = itertools.count()
         self._args = (workers, max_tasks, (memory_mb, cpu_s, max_files))
         self._pool = self._new_pool()
         self.restarts = 0
@@ -73,11 +113,70 @@ class VerifierPool:
         if self.inflight >= self.max_queue:
             raise Overloaded("verifier", f"verifier queue is full ({self.max_queue} in flight)")
         self.inflight += 1
+        owner = verify_owner.get()
         try:
-            async with self._slots:
+            await self._acquire(owner)
+            try:
                 return await self._run_now(fn, args)
+            finally:
+                self._release(owner)
         finally:
             self.inflight -= 1
+
+    async def _acquire(self, owner: Hashable) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(owner, deque()).append(fut)
+        self._dispatch()
+        try:
+            await fut
+        except asyncio.CancelledError:  # the caller went away while queued
+            if fut.done() and not fut.cancelled():
+                self._release(owner)  # a worker was handed over: pass it on
+            else:
+                q = self._queues.get(owner)
+                if q is not None:
+                    with contextlib.suppress(ValueError):
+                        q.remove(fut)
+                    if not q:
+                        del self._queues[owner]
+                        if owner not in self._running:
+                            self._served.pop(owner, None)
+            raise
+
+    def _release(self, owner: Hashable) -> None:
+        self._free += 1
+        n = self._running[owner] - 1
+        if n:
+            self._running[owner] = n
+        else:
+            del self._running[owner]
+            if owner not in self._queues:
+                self._served.pop(owner, None)  # forget owners that are done
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand free workers to waiting owners, one at a time, each time to the owner
+        served least recently (never-served owners first, in arrival order), skipping
+        owners at their cap: round-robin, and a newcomer is next."""
+        while self._free:
+            ready = [o for o in self._queues if self._running.get(o, 0) < self.max_per_owner]
+            if not ready:
+                return  # nobody waiting, or every waiting owner is at its cap
+            owner = min(ready, key=lambda o: self._served.get(o, -1))
+            q = self._queues[owner]
+            fut = q.popleft()
+            if not q:
+                del self._queues[owner]
+            if fut.done():
+                continue  # cancelled a moment ago; its task has not run its cleanup yet
+            self._free -= 1
+            self._running[owner] = self._running.get(owner, 0) + 1
+            self._served[owner] = next(self._turns)
+            fut.set_result(None)
+
+    def waiting(self) -> dict[Hashable, int]:
+        """Verifications waiting for a worker, per owner."""
+        return {o: len(q) for o, q in self._queues.items()}
 
     async def _run_now(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
         try:

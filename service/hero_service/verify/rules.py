@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
@@ -30,6 +30,10 @@ from hero_service.verify.pool import VerifierPool
 from hero_service.verify.prefilter import PrefilterConfig, prefilter
 from hero_service.verify.repair import repair_reference
 from hero_service.verify.semantic import compare
+from hero_service.verify.verdict import Verdict
+
+if TYPE_CHECKING:
+    from hero_service.verify.judge import Judge
 
 _DETERMINISTIC = ("correct", "incorrect")
 
@@ -111,17 +115,6 @@ def _guard(reference: str, answer: str) -> str | None:
 _PM = ("\\pm", "\\mp", "±", "∓")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    label: int
-    status: VerifierStatus
-    answer: str | None
-    reason: str | None = None
-    # Which stage decided (docs/verifier.md "Stages"): extract, exact, prefilter, code,
-    # multiple_answers, guard, string, numeric, math_verify, choice, judge, ...
-    stage: str | None = None
-
-
 class LRU:
     def __init__(self, size: int) -> None:
         self.size = size
@@ -155,20 +148,26 @@ class RuleVerifier:
         cache_size: int = 100_000,
         inner_timeout_s: int = 3,
         prefilter_config: PrefilterConfig | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.pool = pool
         self.metrics = metrics
         self.cache = LRU(cache_size)
         self.inner_timeout_s = inner_timeout_s
         self.prefilter_config = prefilter_config or PrefilterConfig()
+        self.judge = judge  # verify/judge.py; used only by verifier "cascade+judge"
 
     async def verify_group(
-        self, reference: str, responses: list[str], verifier: str
+        self, reference: str, responses: list[str], verifier: str, question: str = ""
     ) -> list[Verdict]:
-        if verifier == "choice" or (verifier == "cascade" and _is_choice_reference(reference)):
+        rule = "cascade" if verifier == "cascade+judge" else verifier
+        if rule == "choice" or (rule == "cascade" and _is_choice_reference(reference)):
             verdicts = [self._choice(reference, r) for r in responses]
         else:
-            verdicts = await self._math(reference, responses, verifier)
+            verdicts = await self._math(reference, responses, rule)
+        if verifier == "cascade+judge" and self.judge is not None:
+            # second opinion on eligible rule-negative answers (verify/judge.py)
+            verdicts = await self.judge.review(question, reference, verdicts)
         for v in verdicts:
             self.metrics.verifier_outcomes.labels(verifier, v.status).inc()
             self.metrics.verifier_stage.labels(verifier, v.stage or "none", v.status).inc()
