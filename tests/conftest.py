@@ -3,61 +3,27 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from hero_service.config import Settings
+from hero_service.tools.devserver import ServerProcess as Server
+from hero_service.tools.devserver import free_port, hero_serve, start
 from tests.inproc import InProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, sig: int | None = None) -> None:
-        if self.proc.poll() is None:
-            if sig is None:
-                self.proc.terminate()
-            else:
-                self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 def start_server(
     tmp: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180.0
 ) -> Server:
+    """`hero serve` on a free port with a state file in `tmp`, quiet, one torch thread."""
     port = free_port()
-    log = tmp / f"server-{port}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "hero_service.tools.cli",
-        "serve",
-        "--port",
-        str(port),
+    cmd = hero_serve(
+        port,
         "--state-path",
         str(tmp / "state.sqlite3"),
         "--log-level",
@@ -65,22 +31,8 @@ def start_server(
         "--torch-threads",
         "1",
         *args,
-    ]
-    e = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=e)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return Server(url, proc, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"server not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+    )
+    return start(cmd, port, tmp / f"server-{port}.log", env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,7 @@ def test_k8s_overlay_manifests_and_references() -> None:
     assert vol["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
 
 
+@pytest.mark.slow  # a kustomize subprocess
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_k8s_overlay_builds_with_kustomize() -> None:
     out = subprocess.run(

@@ -20,6 +20,8 @@ from tests.conftest import Server, start_server
 from tests.redis_util import RedisServer
 from tests.test_replicas import group
 
+pytestmark = pytest.mark.slow  # server processes
+
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -37,7 +37,8 @@ from hero_service.verify.judge import (
     screen,
 )
 from hero_service.verify.pool import VerifierPool
-from hero_service.verify.rules import RuleVerifier, Verdict
+from hero_service.verify.rules import RuleVerifier
+from hero_service.verify.verdict import Verdict
 from tests.inproc import asgi_client
 
 DATA = Path(__file__).parent / "data"
@@ -438,6 +439,7 @@ GROUP = {
 }
 
 
+@pytest.mark.slow  # a service of its own (verifier pool and RM start-up)
 async def test_service_flips_reports_stage_judge_and_stage_confusion(
     script: tuple[Script, str], tmp_path: Path
 ) -> None:
@@ -487,6 +489,7 @@ async def test_service_flips_reports_stage_judge_and_stage_confusion(
         )
 
 
+@pytest.mark.slow  # a service of its own (verifier pool and RM start-up)
 async def test_judge_down_equals_cascade_and_metrics_show_the_breaker(tmp_path: Path) -> None:
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = _settings(
@@ -531,6 +534,7 @@ async def test_judge_down_equals_cascade_and_metrics_show_the_breaker(tmp_path: 
         assert "hero_judge_flips_total 0.0" in text
 
 
+@pytest.mark.slow  # a service of its own (verifier pool and RM start-up)
 async def test_cascade_judge_without_a_judge_is_refused(tmp_path: Path) -> None:
     async with asgi_client(_settings(tmp_path)) as c:
         body = {"reference": "1", "responses": ["\\boxed{1}"], "verifier": "cascade+judge"}

@@ -22,7 +22,7 @@ import pytest
 from conftest import free_port, start_server
 from tiny_models import build_tiny_judge
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 pytest.importorskip("vllm", reason="vllm is not installed (scripts/vllm_tests.sh)")
 
 from hero_service.metrics import Metrics  # noqa: E402

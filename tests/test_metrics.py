@@ -237,7 +237,7 @@ def test_disagreement_rule() -> None:
     from hero_service.metrics import Metrics
     from hero_service.pipeline import Pipeline
     from hero_service.shaping import RunningSigma, ShapingConfig, shape_batch
-    from hero_service.verify.rules import Verdict
+    from hero_service.verify.verdict import Verdict
 
     m = Metrics()
     groups = [  # (verifier labels, RM scores)

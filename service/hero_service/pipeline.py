@@ -25,7 +25,8 @@ from hero_service.shaping import (
 from hero_service.state import JobRecord, JobStore, RequestIdConflict
 from hero_service.state.base import Commit
 from hero_service.verify.pool import owned_by
-from hero_service.verify.rules import RuleVerifier, Verdict
+from hero_service.verify.rules import RuleVerifier
+from hero_service.verify.verdict import Verdict
 
 
 def check_text(value: str, field: str, limit: int) -> None:
