@@ -23,16 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from hero_service.tools import devserver
 
 SMALL = {
     "prompt": "Expand (x+1)^2.",
@@ -41,17 +42,10 @@ SMALL = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(args: argparse.Namespace, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    port = devserver.free_port()
     cmd = [
-        sys.executable, "-m", "hero_service.tools.cli", "serve",
-        "--port", str(port),
+        *devserver.hero_serve(port),
         "--state-path", os.path.join(tmp, "state.sqlite3"),
         "--log-level", "warning",
         "--torch-threads", "1",
@@ -64,23 +58,10 @@ def start(args: argparse.Namespace, tmp: str) -> tuple[subprocess.Popen[bytes], 
     ]  # fmt: skip
     if args.max_per_request:
         cmd += ["--verifier-max-per-request", str(args.max_per_request)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if args.server_pythonpath:
-        env["PYTHONPATH"] = args.server_pythonpath
-    log = open(os.path.join(tmp, "server.log"), "wb")  # noqa: SIM115 - lives with the server
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # up to ~3 minutes to load the scorer and the workers
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited {proc.returncode}")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server not ready")
+    env = {"PYTHONPATH": args.server_pythonpath} if args.server_pythonpath else None
+    log = Path(tmp) / "server.log"
+    server = devserver.start(cmd, port, log, env=env, timeout=180)
+    return server.proc, server.url
 
 
 def small_calls(url: str, n: int, tag: str, codes: list[int]) -> list[float]:

@@ -36,7 +36,6 @@ import json
 import os
 import random
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,9 @@ from typing import Any
 
 import _loadgen  # bench/ is on sys.path when run as a script
 import httpx
+
+from hero_service.tools import devserver
+from hero_service.tools.devserver import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 _VOCAB = (
@@ -69,12 +71,6 @@ class Phase:
     p99_ms: float | None = None
     errors: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_items(
@@ -140,20 +136,8 @@ def forward_one_by_one(backend: Any, prepared: list[Any]) -> float:
 
 
 def start(cmd: list[str], url: str, ready_path: str, log: Path, timeout: float = 240) -> Any:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[2]} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + ready_path, timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{cmd} not ready in {timeout}s:\n{log.read_text()[-3000:]}")
+    port = int(url.rsplit(":", 1)[1])
+    return devserver.start(cmd, port, log, ready_path=ready_path, timeout=timeout).proc
 
 
 def stop(proc: Any) -> None:

@@ -21,15 +21,15 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import httpx
+from hero_service.tools import devserver
 
 try:
     import psutil
@@ -87,17 +87,10 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(args: argparse.Namespace, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    port = devserver.free_port()
     cmd = [
-        sys.executable, "-m", "hero_service.tools.cli", "serve",
-        "--port", str(port),
+        *devserver.hero_serve(port),
         "--state-path", os.path.join(tmp, "state.sqlite3"),
         "--verifier", "string",
         "--verifier-workers", "1",
@@ -108,21 +101,11 @@ def start_server(args: argparse.Namespace, tmp: str) -> tuple[subprocess.Popen[b
         "--queue-wait-s", str(args.queue_wait),
         *args.server_arg,
     ]  # fmt: skip
-    log = open(os.path.join(tmp, "server.log"), "wb")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited {proc.returncode}; see {tmp}/server.log")
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    sys.exit("server not ready in 300 s")
+    try:
+        server = devserver.start(cmd, port, Path(tmp) / "server.log", timeout=300)
+    except RuntimeError as e:
+        sys.exit(f"{e}\n(see {tmp}/server.log)")
+    return server.proc, server.url
 
 
 class RSS:

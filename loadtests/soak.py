@@ -45,14 +45,11 @@ from typing import Any
 
 import httpx
 
+from hero_service.tools import devserver
+from hero_service.tools.devserver import free_port
+
 REF_POLY = "x^2+2x+1"
 RETRYABLE = {429, 502, 503}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -131,33 +128,21 @@ class Replica:
     args: list[str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    server: devserver.ServerProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        cmd = [
-            sys.executable, "-m", "hero_service.tools.cli", "serve", "--port", str(self.port),
-            "--state-path", str(self.tmp / f"unused-{self.port}.sqlite3"), *self.args,
-        ]  # fmt: skip
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        log = (self.tmp / f"replica-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        state = str(self.tmp / f"unused-{self.port}.sqlite3")
+        cmd = devserver.hero_serve(self.port, "--state-path", state, *self.args)
+        self.server = devserver.spawn(cmd, self.port, self.tmp / f"replica-{self.port}.log")
+        self.proc = self.server.proc
 
     def wait_ready(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"replica exited {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("replica not ready")
+        assert self.server is not None
+        self.server.wait_ready(timeout=timeout)
 
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

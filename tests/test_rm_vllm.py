@@ -16,10 +16,8 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +38,7 @@ from hero_service.rm.hf import HFRewardModel  # noqa: E402
 from hero_service.rm.remote import RemoteConfig, RemoteScorer  # noqa: E402
 from hero_service.rm.tokenize import ChatTokenizer  # noqa: E402
 from hero_service.rm.vllm import VLLMScorer  # noqa: E402
+from hero_service.tools.devserver import start  # noqa: E402
 
 TOL = 1e-4
 MAX_LEN = 48
@@ -195,30 +194,11 @@ def vllm_server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "--port",
         str(port),
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 420
+    server = start(cmd, port, log, ready_path="/health", timeout=420)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited:\n{log.read_text()[-4000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"vLLM server not ready:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        server.stop()
 
 
 @pytest.mark.parametrize(
