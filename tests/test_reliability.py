@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from hero_service.api.app import create_app
-from hero_service.api.limits import Admission
+from hero_service.api.middleware import Admission
 from hero_service.config import Settings
 from hero_service.metrics import Metrics
 from tests.conftest import start_server

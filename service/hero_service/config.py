@@ -208,8 +208,8 @@ class Settings(BaseSettings):
     )
 
     # barrier: per-sample scoring (/score_sample, /get_reward) assembles groups server-side
-    # (barrier.py, compat.py). Deadlines count from a group's first sample and must stay
-    # well under the trainer's HTTP timeout (OpenRLHF waits 180 s).
+    # (api/barrier.py). Deadlines count from a group's first sample and must stay well under
+    # the trainer's HTTP timeout (OpenRLHF waits 180 s).
     barrier_deadline_s: float = Field(
         30.0, gt=0, description="Default seconds a group waits for its samples."
     )

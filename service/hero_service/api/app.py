@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from hero_service import __version__
 from hero_service.api.barrier import Barrier
 from hero_service.api.docs_ui import install_docs
+from hero_service.api.handlers import install_handlers
 from hero_service.api.middleware import install_http
 from hero_service.api.openrlhf import router as openrlhf_router
 from hero_service.api.routes import router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.rt = rt
     install_http(app, rt)
+    install_handlers(app, metrics)
     install_docs(app)
     app.include_router(router)
     app.include_router(samples_router)
