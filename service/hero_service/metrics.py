@@ -257,7 +257,7 @@ class Metrics:
             registry=r,
         )
 
-        # Reliability (api/middleware.py, state stores): admission control, deadlines, state outages.
+        # Reliability (api/middleware.py, state stores): admission, deadlines, state outages.
         self.inflight_requests = Gauge(
             "hero_inflight_requests",
             "Scoring requests admitted and not finished (this replica).",

@@ -11,8 +11,9 @@ max_queued_requests) x max_body_bytes plus what the stage queues hold. A short F
 queue (queue_wait_s) absorbs bursts at moderate load; under overload the queue is full
 or its wait runs out and the excess is refused, so accepted latency stays near the
 latency at max_inflight_requests concurrency instead of growing with the backlog.
-Admitted requests then meet the stage limits (verifier queue, RM queue), which also bound the per-sample barrier routes: those
-hold a request while its group fills, so they are not counted here.
+Admitted requests then meet the stage limits (verifier queue, RM queue), which also bound
+the per-sample barrier routes: those hold a request while its group fills, so they are not
+counted here.
 
 The deadline cancels an admitted request that has not answered within
 request_deadline_s and answers 503 `deadline_exceeded` (retryable: a scoring call that
