@@ -13,6 +13,8 @@ import pytest
 
 from hero_service.verify.pool import SHARED, VerifierPool, owned_by, verify_owner
 
+pytestmark = pytest.mark.slow  # load: hogs saturating real worker processes
+
 
 def slow(tag: str, seconds: float) -> str:
     """Runs in a worker: a verification that takes `seconds`."""

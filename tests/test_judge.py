@@ -547,6 +547,7 @@ async def test_cascade_judge_without_a_judge_is_refused(tmp_path: Path) -> None:
 # -- the adversarial corpus: the judge never overrules a rejected answer ---------------------
 
 
+@pytest.mark.slow  # the adversarial corpus through the worker pool (faults)
 async def test_always_true_judge_never_flips_rejected_adversarial_answers(
     script: tuple[Script, str],
 ) -> None:

@@ -188,6 +188,7 @@ def test_cascade_labels_near_misses_incorrect(verifier: RuleVerifier, ref: str, 
     assert label == 0 and status == "incorrect", (status, stage)
 
 
+@pytest.mark.slow  # the adversarial corpus through the worker pool (faults)
 def test_adversarial_corpus_still_rejected(verifier: RuleVerifier) -> None:
     path = Path(__file__).parent / "data" / "adversarial.jsonl"
     loop: asyncio.AbstractEventLoop = verifier._test_loop  # type: ignore[attr-defined]

@@ -42,6 +42,7 @@ def test_corpus_is_big_enough() -> None:
     assert len({a["kind"] for a in ADVERSARIAL}) >= 10
 
 
+@pytest.mark.slow  # hostile inputs that kill workers (faults)
 async def test_adversarial_corpus_never_correct_and_pool_survives() -> None:
     for f in glob.glob("/tmp/hero_pwned_*"):
         os.remove(f)
