@@ -106,11 +106,15 @@ async def evaluate(
                     groups[split]["all"].append(row)
                     groups[split]["source/" + p["source"]].append(row)
                     groups[split]["category/" + p["category"]].append(row)
-                    groups[split]["stage/" + str(v[0].stage)].append(row)
+                    groups[split]["stage/" + str(getattr(v[0], "stage", None))].append(row)
                 if row[0] != bool(row[1]):
                     res["errors"].append(
                         {k: p.get(k) for k in ("id", "split", "line", "reference", "answer")}
-                        | {"label": p["equivalent"], "status": v[0].status, "stage": v[0].stage}
+                        | {
+                            "label": p["equivalent"],
+                            "status": v[0].status,
+                            "stage": getattr(v[0], "stage", None),
+                        }
                     )
             res["splits"] = {
                 s: {k: stats(r) for k, r in sorted(g.items())} for s, g in groups.items()
