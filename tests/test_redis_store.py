@@ -166,10 +166,12 @@ async def test_a_fold_past_the_bounds_is_never_stored(store: JobStore) -> None:
     assert e.value.field == "count"
     assert await store.get("j") == top
     with pytest.raises(ShapingError):  # a compute that returns a non-finite mean
-        await store.transact("j", "r2", "d", CUM, lambda rec: (RunningSigma(math.inf, 1), "{}"))
+        await store.transact(
+            "j", "r2", "d", CUM, lambda rec: Commit(RunningSigma(math.inf, 1), "{}", None)
+        )
     assert await store.get("j") == top
     await store.put(JobRecord("j", RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX - 1), CUM, 1.0, 1.0))
-    _, replayed = await store.transact("j", "r", "d", CUM, folder(SIGMA_BAR_MAX))
+    _, replayed = await transact(store, "j", "r", "d", CUM, folder(SIGMA_BAR_MAX))
     assert not replayed  # the refused call left no request record
     got = await store.get("j")
     assert got is not None and got.running == RunningSigma(SIGMA_BAR_MAX, JOB_COUNT_MAX)
