@@ -17,7 +17,6 @@ import pytest
 
 from hero_client.schema import JOB_COUNT_MAX, SIGMA_BAR_MAX
 from tests.conftest import Server, start_server
-from tests.redis_util import RedisServer
 from tests.test_replicas import group
 
 pytestmark = pytest.mark.slow  # server processes
@@ -124,6 +123,8 @@ def jobs_server(
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"jobs-{request.param}")
     args: tuple[str, ...] = ("--verifier", "string", "--verifier-workers", "1")
+    from tests.redis_util import RedisServer  # imported late: also a pytest plugin
+
     rs = None
     if request.param == "redis":
         if shutil.which("redis-server") is None:
