@@ -24,7 +24,3 @@ def crash_task(kind: str) -> str:
 
 def worker_pids(pool: VerifierPool) -> list[int]:
     return [p.pid for p in pool.procs() if p.is_alive()]
-
-
-def alive_workers(pool: VerifierPool) -> int:
-    return len(worker_pids(pool))

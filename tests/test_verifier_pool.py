@@ -16,7 +16,7 @@ from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
-from tests.faults import alive_workers, crash_task, worker_pids
+from tests.faults import crash_task, worker_pids
 
 DATA = Path(__file__).parent / "data"
 ADVERSARIAL = [json.loads(x) for x in (DATA / "adversarial.jsonl").read_text().splitlines() if x]
@@ -31,10 +31,10 @@ async def _pool(deadline: float = 3.0, workers: int = 2) -> VerifierPool:
 async def _wait_full(pool: VerifierPool, n: int) -> int:
     for _ in range(200):
         await pool.run(worker.ping)
-        if alive_workers(pool) == n:
+        if pool.alive_workers() == n:
             break
         await asyncio.sleep(0.05)
-    return alive_workers(pool)
+    return pool.alive_workers()
 
 
 def test_corpus_is_big_enough() -> None:

@@ -211,6 +211,9 @@ class VerifierPool:
         wm = getattr(mgr, "worker_manager", None)
         return list(getattr(wm, "workers", {}).values())
 
+    def alive_workers(self) -> int:
+        return sum(1 for p in self.procs() if p.is_alive())
+
     def close(self, timeout: float = 5.0) -> None:
         self._pool.stop()  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + timeout
