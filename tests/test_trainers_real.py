@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -86,7 +85,7 @@ class ScriptedLLM(LLMServerClient):  # type: ignore[misc]
         rng = random.Random(request_id)
         ans = a + b if rng.random() < 0.5 else a + b + rng.randint(1, 9)
         text = f"{a} + {b} = {ans}. So \\boxed{{{ans}}}"
-        ids = self._tok.encode(text, add_special_tokens=False) + [self._tok.eos_token_id]
+        ids = [*self._tok.encode(text, add_special_tokens=False), self._tok.eos_token_id]
         return TokenOutput(token_ids=ids, log_probs=None, stop_reason="completed")
 
 
@@ -271,3 +270,80 @@ def alm_tok_decode(model: str, ids: Any) -> str:
 
         _TOK[model] = AutoTokenizer.from_pretrained(model)
     return str(_TOK[model].decode(ids, skip_special_tokens=True))
+
+
+# -- verl v1: AgentLoopManagerTQ (TransferQueue), per-prompt n ------------------------------
+def test_verl_v1_transfer_queue_path_with_per_prompt_n(
+    server: Server, local_ray: None, tiny_lm: str
+) -> None:
+    tq = pytest.importorskip("transfer_queue")
+    from verl.experimental.reward_loop import RewardLoopManager
+    from verl.trainer.ppo.v1 import AgentLoopManagerTQ
+    from verl.utils import tensordict_utils as tu
+
+    j = job()
+    config = verl_config(
+        tiny_lm,
+        j,
+        "trainer.use_v1=True",
+        "transfer_queue.enable=True",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+    )
+    prompts = 12
+    ns = [(2, 3, 4)[i % 3] for i in range(prompts)]  # __rollout_n__: the v1 per-prompt n
+    tq.init(config.transfer_queue)
+    try:
+        rlm = RewardLoopManager(config=config)
+        llm = ScriptedLLM(config, tiny_lm, half=sum(min(n, N // 2) for n in ns))
+        alm = AgentLoopManagerTQ.create(
+            config=config,
+            llm_client=llm,
+            reward_loop_worker_handles=rlm.reward_loop_worker_handles,
+        )
+        data = rows(prompts, rollout_n=ns)
+        batch = tu.get_tensordict({k: [r[k] for r in data] for k in data[0]})
+        tu.assign_non_tensor_data(batch, "global_steps", 1)
+        uids = [r["uid"] for r in data]
+        tags = [{"is_prompt": True, "status": "pending", "global_steps": 1} for _ in uids]
+        tq.kv_batch_put(keys=uids, partition_id="train", tags=tags)  # _submit_batch_to_rollout
+        alm.generate_sequences(batch)
+        status: dict[str, str] = {}
+        for _ in range(600):  # bounded: each prompt ends "finished" or "failure"
+            listed = tq.kv_list("train").get("train", {})
+            status = {u: listed.get(u, {}).get("status", "") for u in uids}
+            if all(s in ("finished", "failure") for s in status.values()):
+                break
+            ray.get(ray.put(None))  # yield to Ray
+            import time
+
+            time.sleep(0.5)
+        assert set(status.values()) == {"finished"}
+        keys = [f"{u}_{s}_0" for u, n in zip(uids, ns, strict=True) for s in range(n)]
+        got = tq.kv_batch_get(
+            keys=keys,
+            partition_id="train",
+            select_fields=["responses", "rm_scores", "extra_fields"],
+        )
+    finally:
+        tq.close()
+    responses = [got["responses"][i] for i in range(len(keys))]
+    rm_scores = [got["rm_scores"][i] for i in range(len(keys))]
+    infos = [got["extra_fields"][i]["reward_extra_info"] for i in range(len(keys))]
+    for rm in rm_scores:  # the reward sits on the last response token
+        assert float(rm[:-1].abs().sum()) == 0.0
+    with HeroClient(server.url) as c:
+        template = c.get_job(j)
+        assert template.count == prompts
+        k = 0
+        for r, n in zip(data, ns, strict=True):
+            idx = list(range(k, k + n))
+            k += n
+            assert [infos[i]["hero_group_count"] for i in idx] == [float(n)] * n
+            assert not any(infos[i]["hero_partial"] or infos[i]["hero_error"] for i in idx)
+            texts = [alm_tok_decode(tiny_lm, responses[i]) for i in idx]
+            info = {
+                "sigma_bar": float(infos[idx[0]]["hero_sigma_bar"]),
+                "prompt": r["raw_prompt"][0]["content"],
+                "ref": r["reward_model"]["ground_truth"],
+            }
+            check_group(c, template, texts, [float(rm_scores[i][-1]) for i in idx], info)

@@ -211,11 +211,10 @@ class HeroRewardLoop:
                 shaping=self.cfg.shaping,
                 verifier=self.cfg.verifier,
             )
-            keep = not r.partial or on_partial_group(self.cfg, uid, r.group_count, size)
         except HeroError as e:
             fb = on_failure(self.cfg, f"sample of group {uid!r}", 1, e)
             return {"reward_score": fb, "reward_extra_info": _extra(error_logs(), 0.0, validation)}
-        if not keep:
+        if r.partial and not on_partial_group(self.cfg, uid, r.group_count, size):
             fb = on_failure(self.cfg, f"sample of group {uid!r}", 1, HeroError("partial group"))
             logs = error_logs()
             logs["hero_partial"] = 1.0
