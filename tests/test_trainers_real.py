@@ -10,6 +10,7 @@ OpenRLHF's SingleTurnAgentExecutor posts to /get_reward with its own HTTP client
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import random
 import re
@@ -347,3 +348,115 @@ def test_verl_v1_transfer_queue_path_with_per_prompt_n(
                 "ref": r["reward_model"]["ground_truth"],
             }
             check_group(c, template, texts, [float(rm_scores[i][-1]) for i in idx], info)
+
+
+# -- OpenRLHF 0.11.2's own code (wheel installed with --no-deps) ----------------------------
+class ScriptedEngine:
+    """The vLLM engine OpenRLHF's executors call: `generate(ids, params)`; answers finish
+    in a random order."""
+
+    def __init__(self, tok: Any) -> None:
+        self.tok = tok
+        self.rng = random.Random(7)
+
+    async def generate(self, ids: list[int], params: Any, multi_modal_data: Any = None) -> Any:
+        from types import SimpleNamespace
+
+        prompt = self.tok.decode(ids, skip_special_tokens=True)
+        a, b = map(int, re.findall(r"Compute (\d+) \+ (\d+)", prompt)[-1])
+        ans = a + b if self.rng.random() < 0.5 else a + b + self.rng.randint(1, 9)
+        text = f" So \\boxed{{{ans}}}"
+        await asyncio.sleep(self.rng.random() * 0.2)
+        out = SimpleNamespace(
+            token_ids=self.tok.encode(text, add_special_tokens=False),
+            text=text,
+            finish_reason="stop",
+            logprobs=None,
+        )
+        return SimpleNamespace(outputs=[out])
+
+
+async def _rollouts(executor: Any, tok: Any, prompts: int, n: int) -> list[list[dict]]:
+    """RolloutRayActor.generate_responses: n concurrent execute() per prompt, several
+    prompts at once on one actor."""
+    from types import SimpleNamespace
+
+    engine = ScriptedEngine(tok)
+    params = SimpleNamespace(max_tokens=16, logprobs=None)
+
+    async def one_prompt(i: int) -> list[dict]:
+        prompt = f"<|user|>Compute {7 * i + 3} + {11 * i % 97}.<|assistant|>"
+        label = str(7 * i + 3 + 11 * i % 97)
+        calls = [executor.execute(prompt, label, params, 128, tok, engine) for _ in range(n)]
+        return list(await asyncio.gather(*calls))
+
+    return list(await asyncio.gather(*(one_prompt(i) for i in range(prompts))))
+
+
+def _check_openrlhf_groups(server: Server, j: str, groups: list[list[dict]], tok: Any) -> None:
+    with HeroClient(server.url) as c:
+        template = c.get_job(j)
+        assert template.count == len(groups)  # every group scored once, whole
+        for outs in groups:
+            logs = [o["extra_logs"] for o in outs]
+            val = [
+                x if isinstance(x, float) else x[0] for x in (lg["hero_group_count"] for lg in logs)
+            ]
+            assert val == [float(len(outs))] * len(outs)
+            assert not any(_f(lg["hero_partial"]) or _f(lg["hero_error"]) for lg in logs)
+            texts = [
+                tok.decode(o["observation_tokens"][a:b], skip_special_tokens=True)
+                for o in outs
+                for a, b in o["action_ranges"]
+            ]
+            info = {
+                "sigma_bar": _f(logs[0]["hero_sigma_bar"]),
+                "prompt": outs[0]["prompt"],
+                "ref": outs[0]["label"],
+            }
+            check_group(c, template, texts, [_f(o["reward"]) for o in outs], info)
+
+
+def _f(x: Any) -> float:
+    return float(x[0] if isinstance(x, list) else x)
+
+
+async def test_openrlhf_own_remote_reward_client(
+    server: Server, tiny_lm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenRLHF's SingleTurnAgentExecutor posts each rollout to /get_reward itself
+    (`--reward.remote_url 'http://.../get_reward?job_id=..&group_size=n'`); then the
+    same executor with our reward_func file (`--reward.remote_url hero_openrlhf.py`);
+    then our AgentExecutor on OpenRLHF's real base class (`--train.agent_func_path`)."""
+    pytest.importorskip("openrlhf")
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+    from transformers import AutoTokenizer
+
+    import hero_client.adapters.openrlhf as orl_adapter
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    # 1. a plain URL: OpenRLHF's own aiohttp client, one sample per request (the barrier)
+    j = job()
+    url = f"{server.url}/get_reward?job_id={j}&group_size=4&deadline_s=120"
+    groups = await _rollouts(SingleTurnAgentExecutor(url), tok, prompts=8, n=4)
+    _check_openrlhf_groups(server, j, groups, tok)
+    # 2. our reward_func file, loaded by OpenRLHF's own loader
+    j = job()
+    for k, v in {"HERO_URL": server.url, "HERO_JOB_ID": j, "HERO_GROUP_SIZE": "4"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HERO_DEADLINE_S", "120")
+    # OpenRLHF calls reward_func through asyncio.to_thread: every sample waiting in the
+    # barrier holds one of the loop's default threads (min(32, cpus + 4), 6 on 2 cores), so
+    # only one group of 4 is in flight here (docs/integrations.md, OpenRLHF)
+    groups = await _rollouts(SingleTurnAgentExecutor(orl_adapter.__file__), tok, prompts=1, n=4)
+    _check_openrlhf_groups(server, j, groups, tok)
+    # 3. our AgentExecutor, subclassing OpenRLHF's real SingleTurnAgentExecutor
+    j = job()
+    monkeypatch.setenv("HERO_JOB_ID", j)
+    spec = importlib.util.spec_from_file_location("agent_module", orl_adapter.__file__)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # what OpenRLHF's _load_agent_executor does
+    assert issubclass(mod.AgentExecutor, SingleTurnAgentExecutor)
+    groups = await _rollouts(mod.AgentExecutor(), tok, prompts=8, n=4)
+    _check_openrlhf_groups(server, j, groups, tok)
