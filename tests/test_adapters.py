@@ -720,3 +720,32 @@ async def test_openrlhf_reward_func_file(server: Server, monkeypatch: pytest.Mon
         assert all(len(v) == 1 and isinstance(v[0], float) for v in o["extra_logs"].values())
     with HeroClient(server.url) as c:
         assert c.get_job(j).count == 1
+
+
+async def test_openrlhf_reward_func_surfaces_partial_groups(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/get_reward answers 200 with hero_partial=1 for a group cut by its deadline; the
+    reward_func file counts it, logs it, and applies HERO_ON_PARTIAL."""
+    from hero_client.adapters import reset_stats, stats
+
+    reset_stats()
+    for k, v in {
+        "HERO_URL": server.url,
+        "HERO_JOB_ID": job(),
+        "HERO_GROUP_SIZE": "3",
+        "HERO_DEADLINE_S": "0.5",
+        "HERO_VERIFIER": "string",
+    }.items():
+        monkeypatch.setenv(k, v)
+    mod = load_as("reward_func", orl_adapter.__file__)
+    with caplog.at_level("WARNING", logger="hero_client.adapters"):
+        out = await asyncio.to_thread(mod.reward_func, ["q: \\boxed{2}"], ["q: "], ["2"])
+    assert out["extra_logs"]["hero_partial"] == [1.0] and out["rewards"][0] != 0.0
+    assert "scored partial (1 of 3" in caplog.text and stats()["partial"] == 1
+    monkeypatch.setenv("HERO_ON_PARTIAL", "fallback")
+    monkeypatch.setenv("HERO_FALLBACK_REWARD", "-1")
+    mod = load_as("reward_func", orl_adapter.__file__)
+    out = await asyncio.to_thread(mod.reward_func, ["r: \\boxed{2}"], ["r: "], ["2"])
+    assert out["rewards"] == [-1.0] and out["extra_logs"]["hero_error"] == [1.0]
+    assert stats()["fallback"] == 1
