@@ -17,8 +17,14 @@
    (`--reward.remote_url http://host:8000/get_reward?job_id=...&group_size=n`).
 
 Settings: HERO_URL, HERO_TOKEN, HERO_JOB_ID, HERO_GROUP_SIZE (needed by 2), HERO_DEADLINE_S,
-HERO_TIMEOUT_S, HERO_FALLBACK_REWARD, HERO_VERIFIER, HERO_PRESET; pass them to the Ray
-workers (e.g. `ray job submit --runtime-env-json '{"env_vars": {...}}'`).
+HERO_TIMEOUT_S, HERO_FALLBACK_REWARD, HERO_ON_PARTIAL, HERO_MAX_CONNECTIONS, HERO_VERIFIER,
+HERO_PRESET; pass them to the Ray workers (e.g. `ray job submit --runtime-env-json
+'{"env_vars": {...}}'`).
+
+No silent fake rewards: a sample that could not be scored (or that the server flagged
+hero_error / hero_partial) is logged as a warning, counted (`hero_client.adapters.stats()`)
+and flagged in its extra_logs; HERO_FALLBACK_REWARD=none raises instead, HERO_ON_PARTIAL
+decides what a partial group's sample gets (keep, fallback, raise).
 
 Rewards: HERO's r_final. Scores (dynamic filtering): the verifier label, so groups that
 are all correct or all wrong are filtered by `--algo.dynamic_filtering_range 0 1`.
