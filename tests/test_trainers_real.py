@@ -261,6 +261,28 @@ def test_verl_reward_loop_streams_240_samples_on_one_worker(
             }
             check_group(c, template, [texts[i] for i in idx], [float(last[i]) for i in idx], info)
 
+    # validation as ray_trainer._validate sends it: meta_info validate (which the reward loop
+    # never sees), val_kwargs.n = 1, padded to the agent workers with repeated rows (same
+    # uid). The samples carry extra_info.split = "test": verifier only, nothing folded.
+    from verl.protocol import pad_dataproto_to_divisor
+
+    val = rows(3, split="test")
+    vbatch = DataProto.from_single_dict(
+        {
+            "dummy_tensor": torch.zeros(len(val), 1, dtype=torch.uint8),
+            **{k: np.array([r[k] for r in val], dtype=object) for k in val[0]},
+        },
+        meta_info={"validate": True, "global_steps": 1},
+    )
+    vbatch, pad = pad_dataproto_to_divisor(vbatch, 2)
+    assert pad == 1 and vbatch.non_tensor_batch["uid"][3] == vbatch.non_tensor_batch["uid"][0]
+    vout = alm.generate_sequences(vbatch)
+    vnt = vout.non_tensor_batch
+    assert (vnt["hero_validation"] == 1.0).all() and not vnt["hero_error"].any()
+    assert vout.batch["rm_scores"].sum(-1).tolist() == [float(x) for x in vnt["acc"]]
+    with HeroClient(server.url) as c:
+        assert c.get_job(j).count == PROMPTS  # validation never folds into the job
+
 
 _TOK: dict[str, Any] = {}
 
