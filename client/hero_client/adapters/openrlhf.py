@@ -281,7 +281,7 @@ def reward_func(
             out["rewards"][i] = fb
         elif logs.get("hero_partial", [0.0] * len(queries))[i]:
             got = int(logs.get("hero_group_count", [0.0] * len(queries))[i])
-            if not on_partial_group(cfg, "of prompt " + repr(prompts[i][:40]), got, cfg.group_size):
+            if not on_partial_group(cfg, prompts[i][-40:], got, cfg.group_size):
                 out["rewards"][i] = on_failure(cfg, "sample", 1, HeroError("partial group"))
                 logs["hero_error"][i] = 1.0
         else:
