@@ -40,6 +40,11 @@ echo "[verl_env] installing $TORCH_SPEC (CPU), then $VERL_SPEC, $TQ_SPEC, $VERL_
 "$VPY" -m pip install -q --no-deps "$OPENRLHF_SPEC"
 # That wheel also ships a top-level `tests` package, which would shadow this repo's tests/.
 rm -rf "$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
+# verl 0.7.0's files alone, beside the newest verl (not on the path): the test of its
+# RewardManagerBase(config, tokenizer) puts them first on PYTHONPATH in a subprocess.
+VERL070_SPEC="${VERL070_SPEC:-verl==0.7.0}"
+rm -rf "$VENV/verl-0.7.0"
+"$VPY" -m pip install -q --no-deps --target "$VENV/verl-0.7.0" "$VERL070_SPEC"
 
 echo "[verl_env] installing hero-client and hero-service (editable, no deps; pip's warnings"
 echo "           that hero-service wants other transformers/fastapi pins are expected)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the `verl`-marked tests (tests/test_trainers_real.py: verl's own RewardLoopManager +
 # AgentLoopManager, v0 streaming with 240 samples on one reward worker and the v1
-# TransferQueue path, and OpenRLHF's own remote-reward client, all against a real HERO
-# server on loopback) in the verl venv, creating it first if needed.
+# TransferQueue path; verl 0.7.0's RewardManagerBase; OpenRLHF's own remote-reward client;
+# all against a real HERO server on loopback) in the verl venv, creating it first if needed.
 #
 #   bash scripts/verl_tests.sh [extra pytest args]
 #
@@ -12,7 +12,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VERL_VENV:-$REPO/.venv-verl}"
-if ! "$VENV/bin/python" -c "import verl, transfer_queue, openrlhf.utils.agent" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import verl, transfer_queue, openrlhf.utils.agent" >/dev/null 2>&1 \
+  || [[ ! -d "$VENV/verl-0.7.0/verl" ]]; then
   VERL_VENV="$VENV" bash "$REPO/scripts/verl_env.sh"
 fi
 

@@ -482,3 +482,97 @@ async def test_openrlhf_own_remote_reward_client(
     assert issubclass(mod.AgentExecutor, SingleTurnAgentExecutor)
     groups = await _rollouts(mod.AgentExecutor(), tok, prompts=8, n=4)
     _check_openrlhf_groups(server, j, groups, tok)
+
+
+# -- verl 0.7.0's RewardManagerBase (its files, beside the newest verl) ---------------------
+V070_SCRIPT = r"""
+import asyncio, importlib.util, json, sys, types
+import numpy as np, torch
+import verl
+from omegaconf import OmegaConf
+from transformers import AutoTokenizer
+
+assert verl.__version__ == "0.7.0", verl.__version__
+root = verl.__path__[0] + "/experimental/reward_loop"
+# those packages' __init__ import 0.7.0's vLLM-era helpers (transformers < 5); the base
+# class itself is loaded from its own file, unchanged
+for name, path in (("verl.experimental.reward_loop", root),
+                   ("verl.experimental.reward_loop.reward_manager", root + "/reward_manager")):
+    pkg = types.ModuleType(name)
+    pkg.__path__ = [path]
+    sys.modules[name] = pkg
+name = "verl.experimental.reward_loop.reward_manager.base"
+spec = importlib.util.spec_from_file_location(name, root + "/reward_manager/base.py")
+base = importlib.util.module_from_spec(spec)
+sys.modules[name] = base
+spec.loader.exec_module(base)
+from verl import DataProto
+from verl.utils.import_utils import load_extern_object
+
+model, adapter, job = sys.argv[1:4]
+config = OmegaConf.create({
+    "trainer": {"experiment_name": job},
+    "actor_rollout_ref": {"rollout": {"n": 2}},
+    "reward_model": {"enable": False, "reward_loop_source": "importlib",
+                     "reward_loop_module_path": adapter,
+                     "reward_loop_class_name": "HeroRewardManager"},
+    "custom_reward_function": {"path": None},
+})
+tok = AutoTokenizer.from_pretrained(model)
+
+async def main():
+    # verl 0.7.0's RewardLoopWorker._init_reward_fn, to the letter
+    cls = load_extern_object(module_path=adapter, object_name="HeroRewardManager")
+    assert issubclass(cls, base.RewardManagerBase)
+    mgr = cls(config, tok, None, None, None)
+    outs = []
+    for text in ("so \\boxed{5}", "so \\boxed{6}"):
+        p = tok.encode("Compute 2 + 3.", add_special_tokens=False)
+        r = tok.encode(text, add_special_tokens=False)
+        batch = {
+            "prompts": torch.tensor([p]), "responses": torch.tensor([r]),
+            "attention_mask": torch.ones(1, len(p) + len(r), dtype=torch.long),
+        }
+        nt = {"uid": np.array(["g"], dtype=object),
+              "reward_model": np.array([{"ground_truth": "5"}], dtype=object),
+              "raw_prompt": np.array([None], dtype=object)}
+        nt["raw_prompt"][0] = [{"role": "user", "content": "Compute 2 + 3."}]
+        outs.append(mgr.run_single(DataProto.from_dict(tensors=batch, non_tensors=nt)))
+    res = await asyncio.gather(*outs)
+    print(json.dumps([[o["reward_score"], o["reward_extra_info"]] for o in res]))
+
+asyncio.run(main())
+"""
+
+
+def test_verl_070_reward_manager_base(server: Server, tiny_lm: str) -> None:
+    """verl 0.7.0's own RewardManagerBase (config, tokenizer) and load_extern_object:
+    the manager constructs and scores a group (scripts/verl_env.sh puts verl 0.7.0's
+    files in <venv>/verl-0.7.0)."""
+    import json
+    import subprocess
+
+    import hero_client.adapters.verl as verl_adapter
+
+    v070 = Path(sys.prefix) / "verl-0.7.0"
+    if not (v070 / "verl").is_dir():
+        pytest.skip("verl 0.7.0's files not in the venv (scripts/verl_env.sh)")
+    j = job()
+    env = {**os.environ, "PYTHONPATH": str(v070), "HERO_URL": server.url, "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run(
+        [sys.executable, "-c", V070_SCRIPT, tiny_lm, verl_adapter.__file__, j],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    outs = json.loads(p.stdout.strip().splitlines()[-1])
+    assert [o[1]["hero_group_count"] for o in outs] == [2.0, 2.0]
+    assert [o[1]["acc"] for o in outs] == [1.0, 0.0]
+    with HeroClient(server.url) as c:
+        template = c.get_job(j)
+        assert template.count == 1
+        texts = ["so \\boxed{5}", "so \\boxed{6}"]
+        info = {"sigma_bar": outs[0][1]["hero_sigma_bar"], "prompt": "Compute 2 + 3.", "ref": "5"}
+        check_group(c, template, texts, [o[0] for o in outs], info)
