@@ -6,8 +6,8 @@
 #
 #   bash scripts/verl_tests.sh [extra pytest args]
 #
-# Takes ~4-5 minutes on 2 CPU cores (local Ray start-up, a server, ~300 rollouts), plus a
-# few minutes the first time for scripts/verl_env.sh.
+# Takes ~1-2.5 minutes on 2 CPU cores (local Ray start-up, a server, ~300 rollouts), plus
+# ~3.5 minutes the first time for scripts/verl_env.sh.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
