@@ -1,14 +1,15 @@
 """Trainer adapters against a real server.
 
-TRL installs on this CPU machine, so its GRPOTrainer runs for real. verl and OpenRLHF do
-not (Ray, vLLM, CUDA), so their adapters run here against stand-ins that reproduce the
-exact interfaces of verl 0.9.1 and OpenRLHF 0.11.2 (base classes, DataProto layout, the
-way each trainer loads the adapter file and calls it); see docs/integrations.md.
+TRL's GRPOTrainer runs for real here. verl's and OpenRLHF's own code runs in its own venv
+(tests/test_trainers_real.py, scripts/verl_tests.sh); the tests below drive the adapters
+through stand-ins of the same interfaces (verl 0.9.1 / 0.7.0 base classes, DataProto
+layout, OpenRLHF 0.11.2's loading), for the cases that need injected faults.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import random
 import sys
@@ -27,7 +28,13 @@ import torch
 import hero_client.adapters.openrlhf as orl_adapter
 import hero_client.adapters.trl as trl_adapter
 import hero_client.adapters.verl as verl_adapter
-from hero_client import GroupLayoutError, HeroClient
+from hero_client import (
+    ConflictError,
+    GroupLayoutError,
+    HeroClient,
+    HeroConnectionError,
+    NotFoundError,
+)
 from hero_client.adapters.trl import make_hero_reward
 from hero_client.schema import GET_REWARD_LOG_KEYS
 from tests.conftest import Server
@@ -240,12 +247,18 @@ def _verl_batch(rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) 
     return DataProto({"prompts": prompts, "responses": responses, "attention_mask": mask}, nt, meta)
 
 
-def _install_verl(monkeypatch: pytest.MonkeyPatch) -> None:
-    class RewardManagerBase:  # verl/experimental/reward_loop/reward_manager/base.py
+def _install_verl(monkeypatch: pytest.MonkeyPatch, version: str = "0.9.1") -> None:
+    class RewardManagerBase091:  # verl/experimental/reward_loop/reward_manager/base.py
         def __init__(self, config: Any, tokenizer: Any, compute_score: Any) -> None:
             self.config, self.tokenizer, self.compute_score = config, tokenizer, compute_score
             self.loop = asyncio.get_event_loop()
 
+    class RewardManagerBase070:  # verl 0.7.0: no compute_score
+        def __init__(self, config: Any, tokenizer: Any) -> None:
+            self.config, self.tokenizer = config, tokenizer
+            self.loop = asyncio.get_event_loop()
+
+    class RewardManagerBase(RewardManagerBase070 if version == "0.7.0" else RewardManagerBase091):  # type: ignore[misc]
         async def run_single(self, data: Any) -> dict[str, Any]:
             raise NotImplementedError
 
@@ -335,16 +348,23 @@ async def test_verl_reward_loop_manager_assembles_groups_by_uid(
     assert rm.shape == data.batch["responses"].shape
     with HeroClient(server.url) as c:
         assert c.get_job(j).count == 2
-    # validation samples: the verifier alone, nothing folded into the job
-    val = _verl_batch(
-        [{"uid": "v", "prompt_text": "q", "truth": "4", "response": "\\boxed{4}"}],
-        meta={"validate": True},
-    )
-    v = await workers[0].run_single(val)
-    assert v["reward_score"] == 1.0 and v["reward_extra_info"]["hero_validation"] == 1.0
-    assert tuple(v["reward_extra_info"]) == verl_adapter.EXTRA_KEYS
+    # validation as verl's reward loop sends it: AgentLoopWorker._compute_score builds the
+    # sample WITHOUT meta_info, and verl's padding row repeats the same uid. The sample's own
+    # marker (extra_info.split, or extra_info.hero_validation) routes it to the verifier.
+    for extra in ({"split": "test"}, {"hero_validation": True}):
+        row = {
+            "uid": "v",
+            "prompt_text": "q",
+            "truth": "4",
+            "response": "\\boxed{4}",
+            "extra": extra,
+        }
+        outs = await asyncio.gather(*(workers[0].run_single(_verl_batch([row])) for _ in "ab"))
+        for v in outs:
+            assert v["reward_score"] == 1.0 and v["reward_extra_info"]["hero_validation"] == 1.0
+            assert tuple(v["reward_extra_info"]) == verl_adapter.EXTRA_KEYS
     with HeroClient(server.url) as c:
-        assert c.get_job(j).count == 2
+        assert c.get_job(j).count == 2  # validation never folds into the job
 
 
 async def test_verl_reward_loop_falls_back_when_unreachable(
@@ -397,6 +417,166 @@ def test_verl_legacy_batch_manager_groups_by_uid(
     assert set(extra) == set(verl_adapter.EXTRA_KEYS) and all(len(v) == 4 for v in extra.values())
     with HeroClient(server.url) as c:
         assert c.get_job(j).count == 2
+
+
+def test_verl_legacy_batch_manager_honours_meta_validate(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verl 0.7.0's _validate sets meta_info["validate"] on the batch it hands the manager."""
+    _install_verl(monkeypatch, "0.7.0")
+    j = job()
+    monkeypatch.setenv("HERO_URL", server.url)
+    cls = verl_adapter.register_legacy("hero")
+    mgr = cls(tokenizer=CharTokenizer(), num_examine=0, hero_job_id=j, hero_verifier="string")
+    rows = [
+        {"uid": "a", "prompt_text": "pa", "truth": "1", "response": "\\boxed{1}"},
+        {"uid": "a", "prompt_text": "pa", "truth": "1", "response": "\\boxed{2}"},
+        {"uid": "b", "prompt_text": "pb", "truth": "3", "response": "\\boxed{3}"},
+    ]
+    out = mgr(_verl_batch(rows, meta={"validate": True}), return_dict=True)
+    tensor, extra = out["reward_tensor"], out["reward_extra_info"]
+    assert tensor.sum(-1).tolist() == [1.0, 0.0, 1.0]  # the verifier label
+    assert extra["hero_validation"] == [1.0, 1.0, 1.0] and extra["acc"] == [1.0, 0.0, 1.0]
+    with HeroClient(server.url) as c, pytest.raises(NotFoundError):
+        c.get_job(j)  # nothing folded: the job was never even created
+    # a training batch with one marked validation row: only the other rows form groups
+    rows[2]["extra"] = {"split": "val"}
+    out = mgr(_verl_batch(rows), return_dict=True)
+    assert out["reward_extra_info"]["hero_validation"] == [0.0, 0.0, 1.0]
+    with HeroClient(server.url) as c:
+        assert c.get_job(j).count == 1
+
+
+async def test_verl_reward_loop_manager_constructs_on_verl_070(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """verl 0.7.0's RewardManagerBase.__init__ takes (config, tokenizer)."""
+    _install_verl(monkeypatch, "0.7.0")
+    monkeypatch.setenv("HERO_URL", server.url)
+    cls = load_as("custom_module", verl_adapter.__file__).HeroRewardManager
+    # verl 0.7.0 RewardLoopWorker: reward_manager_cls(config=, tokenizer=, compute_score=,
+    # reward_router_address=, reward_model_tokenizer=)
+    m = cls(config=VERL_CONFIG, tokenizer=CharTokenizer(), compute_score=None)
+    assert m.hero.cfg.group_size == 3 and m.compute_score is None
+    assert "NEVER" not in caplog.text
+    # an RM enabled without a custom reward function: verl bypasses the manager; say so loudly
+    rm_on = {**VERL_CONFIG, "reward": {"reward_model": {"enable": True}}}
+    with caplog.at_level("ERROR", logger="hero_client.adapters"):
+        cls(config=rm_on, tokenizer=CharTokenizer(), compute_score=None)
+    assert "NEVER calls HeroRewardManager" in caplog.text
+
+
+async def test_verl_reward_loop_honours_per_prompt_rollout_n(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The v1 trainer's `__rollout_n__` (per prompt) wins over rollout.n."""
+    _install_verl(monkeypatch)
+    j = job()
+    monkeypatch.setenv("HERO_URL", server.url)
+    cls = load_as("custom_module", verl_adapter.__file__).HeroRewardManager
+    config = {**VERL_CONFIG, "reward": {"hero": {"job_id": j, "deadline_s": 120}}}
+    m = cls(config=config, tokenizer=CharTokenizer(), compute_score=None)
+    sizes = {"u2": 2, "u5": 5}
+    rows = [
+        {
+            "uid": u,
+            "prompt_text": f"q-{u}",
+            "truth": "1",
+            "response": f"\\boxed{{{i}}}",
+            "session_id": i,
+            "extra": {"__rollout_n__": n} if u == "u5" else {},
+        }
+        for u, n in sizes.items()
+        for i in range(n)
+    ]
+    data = _verl_batch(rows)
+    data.non_tensor_batch["__rollout_n__"] = np.array(
+        [None if r["uid"] == "u5" else 2 for r in rows], dtype=object
+    )
+    outs = await asyncio.gather(*(m.run_single(data[i : i + 1]) for i in range(len(rows))))
+    counts = [o["reward_extra_info"]["hero_group_count"] for o in outs]
+    assert counts == [2.0] * 2 + [5.0] * 5  # rollout.n is 3: neither group would complete
+    assert not any(o["reward_extra_info"]["hero_partial"] for o in outs)
+
+
+async def test_verl_reward_loop_pool_holds_every_waiting_sample(server: Server) -> None:
+    """Defect 1: 240 samples on one reward worker, the first half of every group waiting
+    in the barrier before any second half is sent. A pool capped at httpx's 100 stalls the
+    samples that would complete the groups until the deadline (partial groups)."""
+    j = job()
+    cfg = verl_adapter.config_from_verl(VERL_CONFIG, url=server.url, job_id=j, group_size=4)
+    cfg = dataclasses.replace(cfg, deadline_s=60.0, verifier="string")
+    loop = verl_adapter.HeroRewardLoop(cfg)
+
+    def one(g: int, i: int) -> Any:
+        return loop.score(
+            uid=f"g{g}", response=f"\\boxed{{{i}}}", ground_truth="1", prompt=f"p{g}", session_id=i
+        )
+
+    first = [asyncio.create_task(one(g, i)) for g in range(60) for i in (0, 1)]
+    with HeroClient(server.url) as c:
+        for _ in range(600):  # bounded: until the server holds the first halves
+            if _pending(c) >= 100:
+                break
+            await asyncio.sleep(0.05)
+    second = [asyncio.create_task(one(g, i)) for g in range(60) for i in (2, 3)]
+    outs = await asyncio.gather(*first, *second)
+    assert [o["reward_extra_info"]["hero_partial"] for o in outs] == [0.0] * 240
+    assert {o["reward_extra_info"]["hero_group_count"] for o in outs} == {4.0}
+
+
+def _pending(c: HeroClient) -> float:
+    for line in c.metrics().splitlines():
+        if line.startswith("hero_barrier_pending_samples"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_no_silent_fake_rewards(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """A partial group, a late sample (409) and exhausted retries are flagged per sample,
+    counted, and logged; or they raise."""
+    from hero_client.adapters import PartialGroupError, reset_stats, stats
+
+    reset_stats()
+    j = job()
+    base = dataclasses.replace(
+        verl_adapter.config_from_verl(VERL_CONFIG, url=server.url, job_id=j),
+        deadline_s=0.5,
+        verifier="string",
+    )
+    keep = verl_adapter.HeroRewardLoop(base)
+    kw = {"ground_truth": "1", "prompt": "p"}
+    with caplog.at_level("WARNING", logger="hero_client.adapters"):
+        # partial: 1 of 3 samples by the deadline; kept, flagged, counted, logged
+        p = await keep.score(uid="late", response="\\boxed{1}", session_id=0, **kw)
+        assert p["reward_extra_info"]["hero_partial"] == 1.0 and p["reward_score"] != 0.0
+        assert "scored partial (1 of 3" in caplog.text
+        # late: the group is closed, a 409; the fallback reward, flagged hero_error
+        late = await keep.score(uid="late", response="\\boxed{2}", session_id=1, **kw)
+        assert late["reward_score"] == 0.0 and late["reward_extra_info"]["hero_error"] == 1.0
+        assert "not scored" in caplog.text
+    assert stats()["partial"] == 1 and stats()["fallback"] == 1
+    # on_partial=fallback: the partial sample gets the fallback, as an error
+    fb = verl_adapter.HeroRewardLoop(
+        dataclasses.replace(base, on_partial="fallback", fallback_reward=-1.0)
+    )
+    out = await fb.score(uid="p2", response="\\boxed{1}", session_id=0, **kw)
+    assert out["reward_score"] == -1.0 and out["reward_extra_info"]["hero_error"] == 1.0
+    assert out["reward_extra_info"]["hero_partial"] == 1.0
+    # raise: a partial group, then a 409 and an unreachable server
+    strict = verl_adapter.HeroRewardLoop(
+        dataclasses.replace(base, on_partial="raise", fallback_reward=None)
+    )
+    with pytest.raises(PartialGroupError):
+        await strict.score(uid="p3", response="\\boxed{1}", session_id=0, **kw)
+    with pytest.raises(ConflictError):
+        await strict.score(uid="p3", response="\\boxed{1}", session_id=1, **kw)
+    gone = verl_adapter.HeroRewardLoop(
+        dataclasses.replace(base, url="http://127.0.0.1:9", max_attempts=1, fallback_reward=None)
+    )
+    with pytest.raises(HeroConnectionError):
+        await gone.score(uid="x", response="1", **kw)
+    assert stats()["raised"] == 3
 
 
 # -- OpenRLHF: stand-ins for openrlhf 0.11.2 --------------------------------------------------
@@ -542,3 +722,32 @@ async def test_openrlhf_reward_func_file(server: Server, monkeypatch: pytest.Mon
         assert all(len(v) == 1 and isinstance(v[0], float) for v in o["extra_logs"].values())
     with HeroClient(server.url) as c:
         assert c.get_job(j).count == 1
+
+
+async def test_openrlhf_reward_func_surfaces_partial_groups(
+    server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/get_reward answers 200 with hero_partial=1 for a group cut by its deadline; the
+    reward_func file counts it, logs it, and applies HERO_ON_PARTIAL."""
+    from hero_client.adapters import reset_stats, stats
+
+    reset_stats()
+    for k, v in {
+        "HERO_URL": server.url,
+        "HERO_JOB_ID": job(),
+        "HERO_GROUP_SIZE": "3",
+        "HERO_DEADLINE_S": "0.5",
+        "HERO_VERIFIER": "string",
+    }.items():
+        monkeypatch.setenv(k, v)
+    mod = load_as("reward_func", orl_adapter.__file__)
+    with caplog.at_level("WARNING", logger="hero_client.adapters"):
+        out = await asyncio.to_thread(mod.reward_func, ["q: \\boxed{2}"], ["q: "], ["2"])
+    assert out["extra_logs"]["hero_partial"] == [1.0] and out["rewards"][0] != 0.0
+    assert "scored partial (1 of 3" in caplog.text and stats()["partial"] == 1
+    monkeypatch.setenv("HERO_ON_PARTIAL", "fallback")
+    monkeypatch.setenv("HERO_FALLBACK_REWARD", "-1")
+    mod = load_as("reward_func", orl_adapter.__file__)
+    out = await asyncio.to_thread(mod.reward_func, ["r: \\boxed{2}"], ["r: "], ["2"])
+    assert out["rewards"] == [-1.0] and out["extra_logs"]["hero_error"] == [1.0]
+    assert stats()["fallback"] == 1

@@ -31,7 +31,9 @@ class AsyncHeroClient:
     `hero_client._exceptions` (all exported from `hero_client`).
 
     `transport` (an httpx transport, e.g. `httpx.MockTransport`) or a ready `http_client`
-    can be injected for tests.
+    can be injected for tests. `limits` sizes the connection pool (httpx's default: 100
+    connections); a per-sample call holds a connection while its group waits in the
+    server's barrier, so a caller with many samples in flight needs a larger pool.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class AsyncHeroClient:
         timeout: float | httpx.Timeout = b.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
         http_client: httpx.AsyncClient | None = None,
         auto_request_id: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -56,6 +59,7 @@ class AsyncHeroClient:
             timeout=self.timeout,
             transport=transport,
             headers=b.headers(token, USER_AGENT),
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     # -- plumbing ------------------------------------------------------------------------

@@ -30,7 +30,9 @@ class HeroClient:
     `hero_client._exceptions` (all exported from `hero_client`).
 
     `transport` (an httpx transport, e.g. `httpx.MockTransport`) or a ready `http_client`
-    can be injected for tests.
+    can be injected for tests. `limits` sizes the connection pool (httpx's default: 100
+    connections); a per-sample call holds a connection while its group waits in the
+    server's barrier, so a caller with many samples in flight needs a larger pool.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class HeroClient:
         timeout: float | httpx.Timeout = b.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        limits: httpx.Limits | None = None,
         http_client: httpx.Client | None = None,
         auto_request_id: bool = True,
         sleep: Callable[[float], None] = time.sleep,
@@ -55,6 +58,7 @@ class HeroClient:
             timeout=self.timeout,
             transport=transport,
             headers=b.headers(token, USER_AGENT),
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     # -- plumbing ------------------------------------------------------------------------

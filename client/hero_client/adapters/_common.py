@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import httpx
+
 from hero_client._async import AsyncHeroClient
-from hero_client._exceptions import InvalidArgumentError
+from hero_client._exceptions import HeroError, InvalidArgumentError
 from hero_client._sync import HeroClient
 from hero_client.retry import RetryPolicy
 from hero_client.schema import GET_REWARD_LOG_KEYS, GroupResult
@@ -24,8 +28,15 @@ LOG_KEYS: tuple[str, ...] = GET_REWARD_LOG_KEYS
 class AdapterConfig:
     """Adapter settings; `from_env` reads HERO_URL, HERO_TOKEN, HERO_JOB_ID, ...
 
-    fallback_reward: the reward of a sample that could not be scored after the client's
-    retries (logged, and flagged with hero_error=1); None raises instead.
+    fallback_reward: the reward of a sample that could not be scored (exhausted retries,
+    409 late/conflicting sample); it is flagged (hero_error=1), counted (`stats()`) and
+    logged as a warning. None raises instead.
+    on_partial: a sample whose group was scored partial (deadline passed before all
+    group_size samples arrived): "keep" its reward (flagged hero_partial=1, counted,
+    logged), "fallback" (fallback_reward, as an error), or "raise".
+    max_connections: the adapter's HTTP connection pool; None = no cap. Every sample
+    waiting in the server's barrier holds one connection, so a cap below the samples in
+    flight per process stalls the samples that would complete the groups.
     """
 
     url: str = "http://127.0.0.1:8000"
@@ -36,8 +47,18 @@ class AdapterConfig:
     timeout_s: float = 300.0
     max_attempts: int = 8
     fallback_reward: float | None = 0.0
+    on_partial: str = "keep"
+    max_connections: int | None = None
     verifier: str | None = None
     preset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_partial not in ON_PARTIAL:
+            raise InvalidArgumentError(
+                f"on_partial={self.on_partial!r}: expected one of {sorted(ON_PARTIAL)}"
+            )
+        if self.max_connections is not None and self.max_connections < 1:
+            raise InvalidArgumentError("max_connections must be at least 1 (or None: no cap)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> AdapterConfig:
@@ -63,18 +84,89 @@ class AdapterConfig:
     def retry(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts)
 
+    def limits(self) -> httpx.Limits:
+        keep = min(self.max_connections or 1000, 1000)
+        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=keep)
+
     def sync_client(self) -> HeroClient:
-        return HeroClient(self.url, token=self.token, timeout=self.timeout_s, retry=self.retry())
+        return HeroClient(
+            self.url,
+            token=self.token,
+            timeout=self.timeout_s,
+            retry=self.retry(),
+            limits=self.limits(),
+        )
 
     def async_client(self) -> AsyncHeroClient:
         return AsyncHeroClient(
-            self.url, token=self.token, timeout=self.timeout_s, retry=self.retry()
+            self.url,
+            token=self.token,
+            timeout=self.timeout_s,
+            retry=self.retry(),
+            limits=self.limits(),
         )
+
+
+ON_PARTIAL = frozenset({"keep", "fallback", "raise"})
+
+# Client-side counters of every sample an adapter handed back (this process).
+_stats: Counter[str] = Counter()
+_stats_lock = threading.Lock()
+
+
+def count(event: str, n: int = 1) -> int:
+    with _stats_lock:
+        _stats[event] += n
+        return _stats[event]
+
+
+def stats() -> dict[str, int]:
+    """This process's adapter counters: scored, partial, fallback, raised, validation."""
+    with _stats_lock:
+        return dict(_stats)
+
+
+def reset_stats() -> None:
+    with _stats_lock:
+        _stats.clear()
+
+
+class PartialGroupError(HeroError):
+    """A group was scored partial and the adapter is set to on_partial="raise"."""
+
+
+def on_failure(cfg: AdapterConfig, what: str, n: int, e: BaseException) -> float:
+    """A sample that could not be scored: raise, or count, log and return the fallback."""
+    if cfg.fallback_reward is None:
+        count("raised", n)
+        raise e
+    total = count("fallback", n)
+    log.warning(
+        "hero: %s not scored (%s); reward %s with hero_error=1 (%d such samples so far)",
+        what,
+        e,
+        cfg.fallback_reward,
+        total,
+    )
+    return cfg.fallback_reward
+
+
+def on_partial_group(cfg: AdapterConfig, group: str, got: int, want: int | None) -> bool:
+    """A sample of a partial group: True to keep its reward, False for the fallback."""
+    total = count("partial")
+    msg = f"group {group!r} scored partial ({got} of {want} samples by its deadline)"
+    if cfg.on_partial == "raise":
+        count("raised")
+        raise PartialGroupError(msg)
+    log.warning("hero: %s; on_partial=%s (%d partial samples so far)", msg, cfg.on_partial, total)
+    return cfg.on_partial == "keep"
 
 
 def _parse(name: str, raw: str) -> Any:
     if name in ("group_size", "max_attempts"):
         return int(raw)
+    if name == "max_connections":
+        return None if raw.lower() in ("none", "0", "unlimited") else int(raw)
     if name in ("deadline_s", "timeout_s"):
         return float(raw)
     if name == "fallback_reward":

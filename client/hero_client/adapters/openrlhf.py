@@ -17,8 +17,14 @@
    (`--reward.remote_url http://host:8000/get_reward?job_id=...&group_size=n`).
 
 Settings: HERO_URL, HERO_TOKEN, HERO_JOB_ID, HERO_GROUP_SIZE (needed by 2), HERO_DEADLINE_S,
-HERO_TIMEOUT_S, HERO_FALLBACK_REWARD, HERO_VERIFIER, HERO_PRESET; pass them to the Ray
-workers (e.g. `ray job submit --runtime-env-json '{"env_vars": {...}}'`).
+HERO_TIMEOUT_S, HERO_FALLBACK_REWARD, HERO_ON_PARTIAL, HERO_MAX_CONNECTIONS, HERO_VERIFIER,
+HERO_PRESET; pass them to the Ray workers (e.g. `ray job submit --runtime-env-json
+'{"env_vars": {...}}'`).
+
+No silent fake rewards: a sample that could not be scored (or that the server flagged
+hero_error / hero_partial) is logged as a warning, counted (`hero_client.adapters.stats()`)
+and flagged in its extra_logs; HERO_FALLBACK_REWARD=none raises instead, HERO_ON_PARTIAL
+decides what a partial group's sample gets (keep, fallback, raise).
 
 Rewards: HERO's r_final. Scores (dynamic filtering): the verifier label, so groups that
 are all correct or all wrong are filtered by `--algo.dynamic_filtering_range 0 1`.
@@ -37,7 +43,15 @@ from typing import Any
 from hero_client._async import AsyncHeroClient
 from hero_client._exceptions import HeroError
 from hero_client._sync import HeroClient
-from hero_client.adapters._common import AdapterConfig, error_logs, log, sample_logs
+from hero_client.adapters._common import (
+    AdapterConfig,
+    count,
+    error_logs,
+    log,
+    on_failure,
+    on_partial_group,
+    sample_logs,
+)
 
 
 # Plain classes, not dataclasses: OpenRLHF executes this file under another module name
@@ -151,17 +165,18 @@ class GroupGatherer:
                 verifier=self.cfg.verifier,
             )
         except HeroError as e:
-            if self.cfg.fallback_reward is None:
+            try:
+                fb = on_failure(self.cfg, f"group of {len(live)} rollouts", len(live), e)
+            except HeroError:
                 for m in live:
                     if not m.future.done():
                         m.future.set_exception(e)
                 return
-            log.warning("hero: group of %d rollouts not scored (%s)", len(live), e)
-            fb = self.cfg.fallback_reward
             for m in live:
                 if not m.future.done():
                     m.future.set_result(SampleReward(fb, 0.0, error_logs()))
             return
+        count("scored", len(live))
         for pos, m in enumerate(live):
             if not m.future.done():
                 logs = sample_logs(r, pos, False, len(live))
@@ -252,13 +267,26 @@ def reward_func(
             preset=cfg.preset,
         )
     except HeroError as e:
-        if cfg.fallback_reward is None:
-            raise
-        log.warning("hero: %d samples not scored (%s)", len(queries), e)
         n = len(queries)
+        fb = on_failure(cfg, f"{n} samples", n, e)
         logs = {k: [v] * n for k, v in error_logs().items()}
-        return {"rewards": [cfg.fallback_reward] * n, "scores": [0.0] * n, "extra_logs": logs}
-    return r.model_dump()
+        return {"rewards": [fb] * n, "scores": [0.0] * n, "extra_logs": logs}
+    out = r.model_dump()
+    # The server answers 200 for every well-formed request (any other status ends an
+    # OpenRLHF run): its own failures come back flagged, and are surfaced here.
+    logs = out.get("extra_logs", {})
+    for i in range(len(queries)):
+        if logs.get("hero_error", [0.0] * len(queries))[i]:
+            fb = on_failure(cfg, "sample", 1, HeroError("the server could not score it"))
+            out["rewards"][i] = fb
+        elif logs.get("hero_partial", [0.0] * len(queries))[i]:
+            got = int(logs.get("hero_group_count", [0.0] * len(queries))[i])
+            if not on_partial_group(cfg, prompts[i][-40:], got, cfg.group_size):
+                out["rewards"][i] = on_failure(cfg, "sample", 1, HeroError("partial group"))
+                logs["hero_error"][i] = 1.0
+        else:
+            count("scored")
+    return out
 
 
 # Only the plain names: AgentExecutor / HeroAgentExecutor come from __getattr__.

@@ -30,10 +30,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import httpx
+
 from hero_client._base import Shaping
 from hero_client._exceptions import GroupLayoutError, HeroError, InvalidArgumentError
 from hero_client._sync import HeroClient
-from hero_client.adapters._common import log, message_text
+from hero_client.adapters._common import count, log, message_text
 from hero_client.schema import GroupIn
 
 REFERENCE_COLUMNS = ("reference", "answer", "solution", "ground_truth", "label")
@@ -157,6 +159,7 @@ class HeroTRLReward:
             )
         except HeroError as e:
             return self._fallback(n, e), {}
+        count("scored", n)
         rewards: list[float | None] = [r for g in out.groups for r in g.rewards]
         weights = [g.weight for g in out.groups]
         ver = [v for g in out.groups for v in g.verifier]
@@ -195,6 +198,18 @@ class HeroTRLReward:
                 )
             except HeroError as e:
                 return self._fallback(1, e)[0]
+            if r.partial:
+                total = count("partial")
+                log.warning(
+                    "hero: group %r scored partial (%d of %d completions by its deadline); "
+                    "%d partial completions so far",
+                    gid,
+                    r.group_count,
+                    g_n,
+                    total,
+                )
+            else:
+                count("scored")
             return r.reward
 
         with ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="hero") as ex:
@@ -202,8 +217,16 @@ class HeroTRLReward:
 
     def _fallback(self, n: int, e: HeroError) -> list[float | None]:
         if self.fallback_reward is None:
+            count("raised", n)
             raise e
-        log.warning("hero: %d completions not scored (%s); using %s", n, e, self.fallback_reward)
+        total = count("fallback", n)
+        log.warning(
+            "hero: %d completions not scored (%s); using %s (%d such completions so far)",
+            n,
+            e,
+            self.fallback_reward,
+            total,
+        )
         return [self.fallback_reward] * n
 
 
@@ -232,7 +255,11 @@ def make_hero_reward(
     (TRL also accepts None per completion, which it treats as NaN).
     """
     return HeroTRLReward(
-        client or HeroClient(url, token=token, timeout=timeout_s),
+        # no pool cap: in barrier mode every completion of a call waits in the barrier at once
+        client
+        or HeroClient(
+            url, token=token, timeout=timeout_s, limits=httpx.Limits(max_connections=None)
+        ),
         job_id,
         num_generations,
         reference_key,

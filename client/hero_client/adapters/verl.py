@@ -20,13 +20,29 @@ HERO_GROUP_SIZE, HERO_DEADLINE_S, HERO_TIMEOUT_S, HERO_FALLBACK_REWARD, HERO_VER
 HERO_PRESET), overridden by a `hero` block in the config when there is one
 (`+reward.hero.url=...`). The job id defaults to `trainer.experiment_name`.
 
-Validation batches (meta_info validate, or extra_info split test/val) are scored by the
-rule verifier alone: no group, no running-sigma update, reward = verifier label.
+Validation samples are scored by the rule verifier alone: no group, no running-sigma
+update, reward = verifier label. verl's reward loop hands the manager no `meta_info`
+(`AgentLoopWorker._compute_score` builds the sample without it), so a validation sample is
+recognised per sample: `extra_info.split` in test/val/validation/eval (verl's example
+data preprocessing sets it), or the marker `extra_info.hero_validation = True`. The batch
+manager also honours `meta_info["validate"]`. Mark the validation set: an unmarked
+validation sample would wait in the barrier for `rollout.n` samples that never come.
+
+The group size is per sample when the data says so: `__rollout_n__` (the v1 trainer's
+per-prompt n) in the sample or in its `extra_info`, else `rollout.n` / HERO_GROUP_SIZE.
 
 Every sample returns the same reward_extra_info keys (verl reads the key set from the
 first sample): "acc" (the verifier label, for verl's accuracy metrics), the hero_* logs
-of /get_reward, and "hero_validation". A sample that cannot be scored within the client's
-retry budget gets HERO_FALLBACK_REWARD (default 0.0) and hero_error = 1, and is logged.
+of /get_reward, and "hero_validation". A sample that cannot be scored (retries exhausted,
+409 for a late sample) gets HERO_FALLBACK_REWARD (default 0.0; `none` raises) with
+hero_error = 1; a sample of a partial group keeps its reward with hero_partial = 1
+(HERO_ON_PARTIAL=fallback|raise to change that). Both are counted
+(`hero_client.adapters.stats()`) and logged as warnings.
+
+The connection pool has no cap (HERO_MAX_CONNECTIONS): every sample waiting in the
+barrier holds a connection. verl's reward-loop workers are Ray async actors, which take
+at most `max_concurrency` (Ray's default: 1000) calls at once; keep the samples in flight
+per worker (rollout batch x n / reward.num_workers) under that.
 
 verl is imported only when verl loads a manager class from this module (module
 `__getattr__`), so importing hero_client never needs verl or torch.
@@ -45,9 +61,12 @@ from hero_client._sync import HeroClient
 from hero_client.adapters._common import (
     LOG_KEYS,
     AdapterConfig,
+    count,
     error_logs,
     log,
     message_text,
+    on_failure,
+    on_partial_group,
     sample_logs,
 )
 from hero_client.schema import GroupIn
@@ -96,10 +115,45 @@ def config_from_verl(config: Any = None, **overrides: Any) -> AdapterConfig:
 
 
 def _is_validation(meta: Mapping[str, Any] | None, extra_info: Any) -> bool:
+    """meta_info["validate"] (batch manager), or the sample's own marker (reward loop)."""
     if meta and meta.get("validate"):
         return True
-    split = extra_info.get("split") if isinstance(extra_info, Mapping) else None
+    if not isinstance(extra_info, Mapping):
+        return False
+    if _truthy(extra_info.get("hero_validation")):
+        return True
+    split = extra_info.get("split")
     return isinstance(split, str) and split.lower() in VALIDATION_SPLITS
+
+
+def _truthy(x: Any) -> bool:
+    if isinstance(x, str):
+        return x.lower() in ("1", "true", "yes")
+    return bool(x) if x is not None else False
+
+
+def _rollout_n(nt: Mapping[str, Any], extra_info: Any) -> int | None:
+    """The sample's own group size: `__rollout_n__` in the sample or its extra_info."""
+    for src in (nt, extra_info if isinstance(extra_info, Mapping) else {}):
+        n = src.get("__rollout_n__")
+        if n is not None:
+            try:
+                return int(n)
+            except (TypeError, ValueError):
+                pass
+    return None
+
+
+def _rm_bypasses_manager(config: Any) -> bool:
+    """verl's reward loop skips the manager when an RM is enabled and no custom function is
+    set (RewardLoopWorker.compute_score calls compute_score_disrm instead)."""
+    for rm, custom in (
+        ("reward.reward_model.enable", "reward.custom_reward_function.path"),
+        ("reward_model.enable", "custom_reward_function.path"),  # verl <= 0.7
+    ):
+        if _truthy(_get(config, rm)) and _get(config, custom) is None:
+            return True
+    return False
 
 
 def _extra(logs: Mapping[str, float], acc: float, validation: bool) -> dict[str, float]:
@@ -129,39 +183,44 @@ class HeroRewardLoop:
         prompt: str = "",
         session_id: int | None = None,
         validation: bool = False,
+        group_size: int | None = None,
     ) -> dict[str, Any]:
         """{"reward_score": float, "reward_extra_info": {...}} for one sample."""
+        size = group_size or self.cfg.group_size
         try:
             if validation:
                 v = await self.client.verify(ground_truth, [response], verifier=self.cfg.verifier)
                 label = float(v.verifier[0])
                 logs = dict.fromkeys(LOG_KEYS, 0.0)
                 logs["hero_verifier"] = label
+                count("validation")
                 return {"reward_score": label, "reward_extra_info": _extra(logs, label, True)}
-            if not self.cfg.group_size:
+            if not size:
                 raise HeroError("group size unknown: set HERO_GROUP_SIZE or rollout.n")
             r = await self.client.score_sample(
                 self.cfg.job_id,
                 group_id=uid,
-                group_size=self.cfg.group_size,
+                group_size=size,
                 prompt=prompt,
                 reference=ground_truth,
                 response=response,
                 sample_index=session_id
-                if session_id is not None and 0 <= session_id < self.cfg.group_size
+                if session_id is not None and 0 <= session_id < size
                 else None,
                 deadline_s=self.cfg.deadline_s,
                 shaping=self.cfg.shaping,
                 verifier=self.cfg.verifier,
             )
         except HeroError as e:
-            if self.cfg.fallback_reward is None:
-                raise
-            log.warning("hero: sample of group %r not scored (%s)", uid, e)
-            return {
-                "reward_score": self.cfg.fallback_reward,
-                "reward_extra_info": _extra(error_logs(), 0.0, validation),
-            }
+            fb = on_failure(self.cfg, f"sample of group {uid!r}", 1, e)
+            return {"reward_score": fb, "reward_extra_info": _extra(error_logs(), 0.0, validation)}
+        if r.partial and not on_partial_group(self.cfg, uid, r.group_count, size):
+            fb = on_failure(self.cfg, f"sample of group {uid!r}", 1, HeroError("partial group"))
+            logs = error_logs()
+            logs["hero_partial"] = 1.0
+            logs["hero_group_count"] = float(r.group_count)
+            return {"reward_score": fb, "reward_extra_info": _extra(logs, 0.0, False)}
+        count("scored")
         logs = {
             "hero_verifier": float(r.verifier),
             "hero_rm_score": r.rm_score,
@@ -191,11 +250,22 @@ class HeroBatchScorer:
         responses: Sequence[str],
         ground_truths: Sequence[str],
         prompts: Sequence[str] | None = None,
+        validation: Sequence[bool] | None = None,
     ) -> tuple[list[float], dict[str, list[float]]]:
+        """Rewards and extra info per row; rows flagged in `validation` are scored by the
+        verifier alone and never join a group."""
         n = len(responses)
+        rewards = [0.0] * n
+        extra = {k: [0.0] * n for k in EXTRA_KEYS}
+        val = [i for i in range(n) if validation is not None and validation[i]]
+        if val:
+            self._verify_rows(val, responses, ground_truths, rewards, extra)
         order: dict[str, list[int]] = {}
         for i, u in enumerate(uids):
-            order.setdefault(str(u), []).append(i)
+            if validation is None or not validation[i]:
+                order.setdefault(str(u), []).append(i)
+        if not order:
+            return rewards, extra
         groups = []
         for uid, idx in order.items():
             refs = {ground_truths[i] for i in idx}
@@ -209,19 +279,18 @@ class HeroBatchScorer:
                     responses=[responses[i] for i in idx],
                 )
             )
-        rewards = [0.0] * n
-        extra = {k: [0.0] * n for k in EXTRA_KEYS}
         try:
             out = self.client.score_batch(
                 self.cfg.job_id, groups, shaping=self.cfg.shaping, verifier=self.cfg.verifier
             )
         except HeroError as e:
-            if self.cfg.fallback_reward is None:
-                raise
-            log.warning("hero: batch of %d samples not scored (%s)", n, e)
-            rewards = [self.cfg.fallback_reward] * n
-            extra["hero_error"] = [1.0] * n
+            rows = [i for idx in order.values() for i in idx]
+            fb = on_failure(self.cfg, f"batch of {len(rows)} samples", len(rows), e)
+            for i in rows:
+                rewards[i] = fb
+                extra["hero_error"][i] = 1.0
             return rewards, extra
+        count("scored", sum(len(idx) for idx in order.values()))
         for idx, g in zip(order.values(), out.groups, strict=True):
             for pos, i in enumerate(idx):
                 rewards[i] = g.rewards[pos]
@@ -229,6 +298,34 @@ class HeroBatchScorer:
                 for k, v in row.items():
                     extra[k][i] = v
         return rewards, extra
+
+    def _verify_rows(
+        self,
+        rows: list[int],
+        responses: Sequence[str],
+        ground_truths: Sequence[str],
+        rewards: list[float],
+        extra: dict[str, list[float]],
+    ) -> None:
+        by_ref: dict[str, list[int]] = {}
+        for i in rows:
+            by_ref.setdefault(ground_truths[i], []).append(i)
+        for ref, idx in by_ref.items():
+            for i in idx:
+                extra["hero_validation"][i] = 1.0
+            try:
+                v = self.client.verify(ref, [responses[i] for i in idx], verifier=self.cfg.verifier)
+            except HeroError as e:
+                fb = on_failure(self.cfg, f"{len(idx)} validation samples", len(idx), e)
+                for i in idx:
+                    rewards[i] = fb
+                    extra["hero_error"][i] = 1.0
+                continue
+            count("validation", len(idx))
+            for i, label in zip(idx, v.verifier, strict=True):
+                rewards[i] = float(label)
+                extra["acc"][i] = float(label)
+                extra["hero_verifier"][i] = float(label)
 
 
 # -- verl classes, built on first access -------------------------------------------------
@@ -240,7 +337,12 @@ def _valid_response_text(tokenizer: Any, item: Any) -> str:
 
 
 def _build_reward_loop_manager() -> type:
+    import inspect
+
     from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+    # verl 0.7.0's base takes (config, tokenizer); later ones (config, tokenizer, compute_score)
+    base_takes_score = "compute_score" in inspect.signature(RewardManagerBase.__init__).parameters
 
     class HeroRewardManager(RewardManagerBase):  # type: ignore[misc]
         """verl reward-loop manager: each sample joins its uid's group on the server."""
@@ -254,7 +356,18 @@ def _build_reward_loop_manager() -> type:
             reward_model_tokenizer: Any = None,
             **kwargs: Any,
         ) -> None:
-            super().__init__(config, tokenizer, compute_score)
+            if base_takes_score:
+                super().__init__(config, tokenizer, compute_score)
+            else:
+                super().__init__(config, tokenizer)
+                self.compute_score = compute_score
+            if _rm_bypasses_manager(config):
+                log.error(
+                    "hero: reward_model.enable=True without a custom reward function: verl's "
+                    "reward loop scores every sample with its own reward model and NEVER "
+                    "calls HeroRewardManager. Set reward.reward_model.enable=False (HERO "
+                    "runs its own RM), or set custom_reward_function.path."
+                )
             self.hero = HeroRewardLoop(config_from_verl(config, **kwargs))
 
         async def run_single(self, data: Any) -> dict[str, Any]:
@@ -265,13 +378,15 @@ def _build_reward_loop_manager() -> type:
                 None, _valid_response_text, self.tokenizer, item
             )
             session = nt.get("session_id")
+            extra_info = nt.get("extra_info")
             return await self.hero.score(
                 uid=str(nt["uid"]),
                 response=text,
                 ground_truth=message_text(nt["reward_model"]["ground_truth"]),
                 prompt=message_text(nt.get("raw_prompt", "")),
                 session_id=int(session) if session is not None else None,
-                validation=_is_validation(getattr(data, "meta_info", None), nt.get("extra_info")),
+                validation=_is_validation(getattr(data, "meta_info", None), extra_info),
+                group_size=_rollout_n(nt, extra_info),
             )
 
     return HeroRewardManager
@@ -313,7 +428,10 @@ def _build_batch_manager() -> type:
             nt = data.non_tensor_batch
             truths = [message_text(x["ground_truth"]) for x in nt["reward_model"]]
             prompts = [message_text(p) for p in nt["raw_prompt"]] if "raw_prompt" in nt else None
-            rewards, extra = self.scorer.score(list(nt["uid"]), texts, truths, prompts)
+            infos = nt["extra_info"] if "extra_info" in nt else [None] * len(data)
+            meta = getattr(data, "meta_info", None)
+            val = [_is_validation(meta, x) for x in infos]
+            rewards, extra = self.scorer.score(list(nt["uid"]), texts, truths, prompts, val)
             reward_tensor = torch.zeros_like(data.batch["responses"], dtype=torch.float32)
             for i, r in enumerate(rewards):
                 reward_tensor[i, int(valid[i]) - 1] = r
