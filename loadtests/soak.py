@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 
+from hero_client.retry import parse_retry_after
 from hero_service.tools import devserver
 from hero_service.tools.devserver import free_port
 
@@ -231,7 +232,8 @@ async def post(
             st.recs.append(Rec(t - st.t0, route, r.status_code, time.monotonic() - t, kind))
             if r.status_code < 400 or not retry or r.status_code not in RETRYABLE:
                 return r
-            wait = float(r.headers.get("retry-after", "1"))
+            after = parse_retry_after(r)
+            wait = 1.0 if after is None else after
         except httpx.HTTPError as e:
             st.recs.append(Rec(t - st.t0, route, 0, time.monotonic() - t, type(e).__name__))
             if not retry:

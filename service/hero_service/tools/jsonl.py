@@ -84,12 +84,15 @@ def load_done(path: Path) -> dict[tuple[str, str], str]:
     if good < len(data):
         with path.open("r+b") as f:
             f.truncate(good)
-    for n, line in enumerate(data[:good].decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    lines = read_jsonl(path)
+    while True:
         try:
-            rec = json.loads(line)
+            n, rec = next(lines)
+        except StopIteration:
+            return done
+        except OfflineError as e:
+            raise OfflineError(f"{e}: not a line written by `hero score`") from None
+        try:
             done[(rec["job_id"], rec["group_id"])] = rec.get("input_digest", "")
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (KeyError, TypeError):
             raise OfflineError(f"{path}:{n}: not a line written by `hero score`") from None
-    return done
