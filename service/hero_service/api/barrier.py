@@ -18,6 +18,8 @@ Rules (docs/integrations.md repeats them for users):
 - A group whose deadline passes is scored with what it has and marked `partial`.
 - Memory is bounded: open groups and waiting samples (429 past the limits), group size
   (422), scored groups remembered for retries (TTL + count, oldest dropped first).
+- On SIGTERM (shut) every open group fails with 503 and is not folded: nobody was
+  answered, so retries after the restart score it normally.
 - If scoring fails, every waiter gets the error and the group is forgotten, so retries
   form it again; nothing was folded into the job's running sigma.
 
@@ -80,6 +82,10 @@ class Barrier:
         self._n_pending = 0
         self._seq = 0
         self._closing = False
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         metrics.barrier_open_groups.set_function(lambda: self._n_open)
         metrics.barrier_pending_samples.set_function(lambda: self._n_pending)
 
@@ -352,11 +358,30 @@ class Barrier:
         return self._closed.get(key)
 
     # -- lifecycle -----------------------------------------------------------------------
-    async def close(self, timeout: float = 30.0) -> None:
-        """Stop taking samples, score every open group now (partial), wait for scoring."""
+    def shut_soon(self) -> None:
+        """From a signal handler: shut on the event loop, not between two bytecodes."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.shut)
+
+    def shut(self) -> None:
+        """Stop taking samples; every open group fails with 503 and is NOT folded into its
+        job (nobody would receive its rewards), so a retry after the restart or on another
+        replica scores it normally. Groups already being scored finish and answer."""
         self._closing = True
+        err = NotReady(
+            "service is shutting down; this sample's group was not scored and not counted. "
+            "Retry it (another replica, or this one after the restart)"
+        )
         for g in [g for g in self._live.values() if g.state == "open"]:
-            self._close(g, partial=True)
+            if g.timer is not None:
+                g.timer.cancel()
+            self._n_open -= 1
+            self._n_pending -= len(g.slots)
+            self._failed(g, err)
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Shut, then wait for the groups being scored."""
+        self.shut()
         tasks = list(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)

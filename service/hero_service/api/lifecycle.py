@@ -2,6 +2,8 @@
 
 1. SIGTERM (or SIGINT): readiness goes false at once (/ready answers 503, new scoring
    calls get 503 not_ready, which clients retry elsewhere); requests in flight go on.
+   The group barrier closes at once: samples waiting for their group get 503 not_ready
+   (JSON, Retry-After) and those groups are not folded into their jobs.
 2. After shutdown_drain_s (time for a load balancer / Kubernetes to drop the endpoint),
    uvicorn closes the listener and waits up to shutdown_grace_s for in-flight requests.
 3. The lifespan closes the RM batcher, the verifier pool and the state store: every
@@ -36,6 +38,8 @@ class GracefulServer(uvicorn.Server):
         rt = getattr(self._app.state, "rt", None)
         if rt is not None:
             rt.accepting = False  # readiness false before anything else
+            if rt.barrier is not None:
+                rt.barrier.shut_soon()  # waiters get 503 now; their groups are not folded
         if self._drain_until is None and self._drain_s > 0:
             self._drain_until = time.monotonic() + self._drain_s
             self._captured_signals.append(sig)
