@@ -3,9 +3,11 @@ SIGTERM while samples wait, byte-bounded admission, cancellation and /get_reward
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import Server, start_server
 
 PROMPT, REF = "What is 1/2 + 1/4?", "\\frac{3}{4}"
 RESPONSES = ["\\boxed{\\frac{3}{4}}", "\\boxed{0.5}", "\\boxed{0.75}", "no idea"]
@@ -91,3 +93,87 @@ def test_sigterm_answers_waiters_503_and_does_not_fold(tmp_path: Path) -> None:
         assert httpx.get(s.url + f"/jobs/{j}").json()["count"] == 1
     finally:
         s.stop()
+
+
+# -- limits: bytes, group size, overload, abandoned groups -------------------------------
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(
+        tmp_path_factory.mktemp("limited"),
+        "--verifier", "string",
+        "--verifier-workers", "1",
+        "--barrier-max-pending-bytes", "300000",
+        "--max-group-size", "8",
+        "--rm-max-queue", "4",
+    )  # fmt: skip
+    yield s
+    s.stop()
+
+
+def get_reward(n: int, text: str = "\\boxed{1}") -> dict[str, Any]:
+    return {"query": ["p" + text] * n, "prompts": ["p"] * n, "labels": ["1"] * n}
+
+
+@pytest.mark.slow  # its own server process
+async def test_pending_bytes_limit_is_429(limited: Server) -> None:
+    j = "pb-" + uuid.uuid4().hex[:8]
+    big = "\\boxed{1} " + "x" * 150_000
+    async with httpx.AsyncClient(base_url=limited.url, timeout=60) as c:
+        first = asyncio.create_task(
+            c.post("/score_sample", json={**sample(j, "a", 0, 2), "response": big})
+        )
+        await asyncio.to_thread(
+            wait_for, lambda: gauge(limited.url, "hero_barrier_pending_samples") == 1
+        )
+        for path, body in (
+            ("/score_sample", {**sample(j, "b", 0, 2), "response": big}),
+            (f"/get_reward?job_id={j}&group_size=2", get_reward(2, big)),
+        ):
+            r = await c.post(path, json=body)
+            assert r.status_code == 429, r.text
+            assert r.json()["error"] == "overloaded" and r.json()["field"] is None
+            assert "barrier_max_pending_bytes" in r.json()["message"]
+            assert int(r.headers["retry-after"]) >= 1
+        done = await c.post("/score_sample", json=sample(j, "a", 1, 2))  # small: fits
+        assert done.status_code == 200 and (await first).status_code == 200
+    assert gauge(limited.url, "hero_barrier_pending_bytes") == 0
+
+
+@pytest.mark.slow  # its own server process
+def test_get_reward_group_size_limit_without_group_size(limited: Server) -> None:
+    r = httpx.post(limited.url + "/get_reward", json=get_reward(9), timeout=60)
+    assert r.status_code == 422 and r.json()["field"] == "group_size", r.text
+    assert "max_group_size" in r.json()["message"]
+
+
+@pytest.mark.slow  # its own server process
+def test_get_reward_overload_is_retryable_not_zeros(limited: Server) -> None:
+    # one whole group of 8 > rm_max_queue 4: the RM queue refuses it
+    r = httpx.post(limited.url + "/get_reward", json=get_reward(8), timeout=60)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"] == "overloaded" and int(r.headers["retry-after"]) >= 1
+
+
+@pytest.mark.slow  # its own server process, a client that gives up
+def test_abandoned_group_is_dropped_not_folded(limited: Server) -> None:
+    j = "ab-" + uuid.uuid4().hex[:8]
+    body = {**sample(j, "g", 0, 2), "deadline_s": 120}
+    with pytest.raises(httpx.ReadTimeout):  # the trainer's timeout: nobody waits any more
+        httpx.post(limited.url + "/score_sample", json=body, timeout=1.0)
+    wait_for(lambda: gauge(limited.url, "hero_barrier_pending_samples") == 0, 20)
+    assert gauge(limited.url, "hero_barrier_open_groups") == 0  # long before its deadline
+    assert gauge(limited.url, "hero_barrier_pending_bytes") == 0
+    r = httpx.get(limited.url + f"/jobs/{j}")
+    assert r.status_code == 404 or r.json()["count"] == 0
+    # the retry forms the group again and it is scored once
+    with ThreadPoolExecutor(2) as ex:
+        rs = list(
+            ex.map(
+                lambda i: httpx.post(
+                    limited.url + "/score_sample", json=sample(j, "g", i, 2), timeout=60
+                ),
+                range(2),
+            )
+        )
+    assert [x.status_code for x in rs] == [200, 200]
+    assert httpx.get(limited.url + f"/jobs/{j}").json()["count"] == 1

@@ -222,6 +222,12 @@ class Settings(BaseSettings):
     barrier_max_pending_samples: int = Field(
         200_000, ge=1, description="Samples waiting in open groups before new ones get 429."
     )
+    barrier_max_pending_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Bytes of /score_sample and /get_reward bodies held at once before new "
+        "ones get 429 (0 = no limit).",
+    )
     barrier_closed_ttl_s: float = Field(
         900.0, gt=0, description="How long a scored group's answers are kept for retries."
     )

@@ -68,6 +68,12 @@ class Overloaded(ServiceError):
         self.retry_after = retry_after
 
 
+class DeadlineExceeded(ServiceError):
+    """503: the request ran past its deadline; its work was cancelled. Retryable."""
+
+    kind = "deadline_exceeded"
+
+
 class StateUnavailable(ServiceError):
     """The job-state store cannot be reached (e.g. Redis down); retry after a pause."""
 

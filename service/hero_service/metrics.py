@@ -231,6 +231,16 @@ class Metrics:
             "Samples waiting in open barrier groups.",
             registry=r,
         )
+        self.barrier_pending_bytes = Gauge(
+            "hero_barrier_pending_bytes",
+            "Bytes of request bodies held by /score_sample and /get_reward (api/pending.py).",
+            registry=r,
+        )
+        self.barrier_pending_bytes_limit = Gauge(
+            "hero_barrier_pending_bytes_limit",
+            "barrier_max_pending_bytes: past it, barrier requests get 429 (0 = no limit).",
+            registry=r,
+        )
         self.barrier_groups = Counter(
             "hero_barrier_groups_total",
             "Barrier groups closed, by outcome (complete / partial / failed / abandoned).",

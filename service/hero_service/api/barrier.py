@@ -32,7 +32,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from typing import Any
 
 from hero_client.schema import (
@@ -46,6 +45,7 @@ from hero_service.api.groups import (
     OpenGroup,
     SampleIn,
     SampleOutcome,
+    ScoredGroups,
     Slot,
     SlotKey,
     check_group,
@@ -76,7 +76,9 @@ class Barrier:
         self.metrics = metrics
         self.pipeline = pipeline
         self._live: dict[GroupKey, OpenGroup] = {}
-        self._closed: OrderedDict[GroupKey, OpenGroup] = OrderedDict()
+        self._closed = ScoredGroups(
+            settings.barrier_max_closed_groups, settings.barrier_closed_ttl_s
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._n_open = 0
         self._n_pending = 0
@@ -111,7 +113,7 @@ class Barrier:
         key: GroupKey = (s.job_id, s.group_key)
         g = self._live.get(key)
         if g is None and not s.reusable:
-            done = self._closed_get(key)
+            done = self._closed.get(key)
             if done is not None:
                 slot = self._existing(done, s)
                 return done, slot, self._outcome(done, slot, replayed=True, wait_s=0.0)
@@ -198,6 +200,7 @@ class Barrier:
     # -- waiting -------------------------------------------------------------------------
     async def _wait(self, g: OpenGroup, slot: Slot, gone: Gone | None) -> SampleOutcome:
         t0 = time.monotonic()
+        g.waiters += 1
         try:
             waits: set[asyncio.Future[Any]] = {g.future} if gone is None else {g.future, gone}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -207,6 +210,10 @@ class Barrier:
             if slot.anonymous and g.state == "open" and g.slots.get(slot.key) is slot:
                 self._withdraw(g, slot)
             raise
+        finally:
+            g.waiters -= 1
+            if g.waiters == 0 and not g.future.done():
+                self._abandon(g)
         replayed = g.future.result().replayed  # raises the scoring error, if any
         return self._outcome(g, slot, replayed, time.monotonic() - t0)
 
@@ -217,6 +224,18 @@ class Barrier:
         if not g.slots:
             self._drop(g)
             self.metrics.barrier_groups.labels("abandoned").inc()
+
+    def _abandon(self, g: OpenGroup) -> None:
+        """Every waiter is gone (disconnects, deadlines): nobody would receive the rewards,
+        so the group's text is freed now and its scoring (queued RM inputs, verifications)
+        is cancelled; nothing is folded. A retry forms the group again."""
+        if g.state == "open":
+            self._n_pending -= len(g.slots)
+            g.slots.clear()
+            self._drop(g)
+            self.metrics.barrier_groups.labels("abandoned").inc()
+        elif g.state == "scoring" and g.task is not None:
+            g.task.cancel()
 
     def _drop(self, g: OpenGroup) -> None:
         """Forget an open group that has no samples left."""
@@ -267,7 +286,7 @@ class Barrier:
         self._n_pending -= len(g.slots)
         self.metrics.barrier_wait.observe(time.monotonic() - g.created)
         self.metrics.barrier_fill_ratio.observe(len(g.slots) / g.size)
-        task = asyncio.get_running_loop().create_task(self._score(g, order))
+        task = g.task = asyncio.get_running_loop().create_task(self._score(g, order))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -275,7 +294,7 @@ class Barrier:
         try:
             result = await self._run_pipeline(g, order)
         except asyncio.CancelledError:
-            self._failed(g, NotReady("service shut down before the group was scored; retry"))
+            self._failed(g, NotReady("the group was not scored (its clients left, or a shutdown)"))
             raise
         except ServiceError as e:
             self._failed(g, e)
@@ -283,6 +302,7 @@ class Barrier:
             log.exception("scoring barrier group %r failed", g.group_id)
             self._failed(g, BackendError(f"scoring the group failed: {type(e).__name__}"))
         else:
+            g.task = None
             g.state = "closed"
             g.closed_at = time.monotonic()
             g.future.set_result(result)
@@ -293,7 +313,7 @@ class Barrier:
             if not g.reusable:
                 if self._live.get(g.key) is g:
                     del self._live[g.key]
-                self._remember(g)
+                self._closed.remember(g)
 
     def _failed(self, g: OpenGroup, e: ServiceError) -> None:
         g.state = "failed"
@@ -333,29 +353,6 @@ class Barrier:
                 f"samples (for instance before a restart); its samples cannot be scored again",
                 "group_id",
             ) from None
-
-    # -- memory of scored groups ---------------------------------------------------------
-    def _remember(self, g: OpenGroup) -> None:
-        cap = self.settings.barrier_max_closed_groups
-        if cap <= 0:
-            return
-        self._closed[g.key] = g
-        self._closed.move_to_end(g.key)
-        self._prune()
-        while len(self._closed) > cap:
-            self._closed.popitem(last=False)
-
-    def _prune(self) -> None:
-        horizon = time.monotonic() - self.settings.barrier_closed_ttl_s
-        while self._closed:
-            first = next(iter(self._closed.values()))
-            if first.closed_at >= horizon:
-                break
-            self._closed.popitem(last=False)
-
-    def _closed_get(self, key: GroupKey) -> OpenGroup | None:
-        self._prune()
-        return self._closed.get(key)
 
     # -- lifecycle -----------------------------------------------------------------------
     def shut_soon(self) -> None:

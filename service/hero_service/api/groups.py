@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -123,6 +124,8 @@ class OpenGroup:
     partial: bool = False
     closed_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
+    waiters: int = 0  # requests waiting on `future`; at 0 the group is abandoned
+    task: asyncio.Task[None] | None = None  # its scoring, cancelled when nobody waits
 
     def find(self, s: SampleIn) -> Slot | None:
         if s.sample_index is not None:
@@ -210,3 +213,33 @@ def late(g: OpenGroup, s: SampleIn) -> GroupClosed:
         f"request_id to be replayed",
         "group_id",
     )
+
+
+class ScoredGroups:
+    """Scored groups remembered for retries and late samples: TTL + count, oldest first."""
+
+    def __init__(self, cap: int, ttl_s: float) -> None:
+        self.cap = cap
+        self.ttl_s = ttl_s
+        self._groups: OrderedDict[GroupKey, OpenGroup] = OrderedDict()
+
+    def remember(self, g: OpenGroup) -> None:
+        if self.cap <= 0:
+            return
+        self._groups[g.key] = g
+        self._groups.move_to_end(g.key)
+        self._prune()
+        while len(self._groups) > self.cap:
+            self._groups.popitem(last=False)
+
+    def _prune(self) -> None:
+        horizon = time.monotonic() - self.ttl_s
+        while self._groups:
+            first = next(iter(self._groups.values()))
+            if first.closed_at >= horizon:
+                break
+            self._groups.popitem(last=False)
+
+    def get(self, key: GroupKey) -> OpenGroup | None:
+        self._prune()
+        return self._groups.get(key)

@@ -87,8 +87,9 @@ def install_handlers(app: FastAPI, metrics: Metrics) -> None:
         headers = None
         if isinstance(exc, Overloaded):
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        if exc.kind in ("not_ready", "state_unavailable"):
-            headers = {"Retry-After": "5" if exc.kind == "not_ready" else "2"}
+        if exc.kind in ("not_ready", "state_unavailable", "deadline_exceeded"):
+            ra = {"not_ready": "5", "state_unavailable": "2"}.get(exc.kind, "1")
+            headers = {"Retry-After": ra}
         if exc.kind == "state_unavailable":
             metrics.state_errors.inc()
         return error_response(exc.kind, exc.message, exc.field, headers=headers)

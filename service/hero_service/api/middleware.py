@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hero_service.api import docs_ui
+from hero_service.api.pending import PendingBytes
 from hero_service.errors import error_response
 from hero_service.metrics import Metrics
 
@@ -373,12 +374,19 @@ def install_http(app: FastAPI, rt: Runtime) -> None:
     open_paths = docs_ui.open_paths(frozenset(settings.auth_open_paths))
 
     # add_middleware wraps: the last added runs first. Order of a request:
-    # Auth (headers only) -> Admission (slot) -> BodyLimit (read, size, timeout) -> metrics.
+    # Auth (headers) -> Admission (slot) -> PendingBytes (bytes) -> BodyLimit (read) -> metrics.
     app.add_middleware(RequestMetrics, metrics=rt.metrics)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
         metrics=rt.metrics,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    app.add_middleware(
+        PendingBytes,
+        metrics=rt.metrics,
+        limit=settings.barrier_max_pending_bytes,
+        max_body=settings.max_body_bytes,
         read_timeout_s=settings.body_read_timeout_s,
     )
     app.add_middleware(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
-from typing import Annotated, Literal
+from collections.abc import Coroutine, Sequence
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -28,12 +28,13 @@ from hero_service.api.barrier import Barrier
 from hero_service.api.groups import (
     CLIENT_CLOSED,
     ClientGone,
+    Gone,
     SampleIn,
     SampleOutcome,
     disconnect_watch,
 )
 from hero_service.api.runtime import live_barrier
-from hero_service.errors import InvalidInput, ServiceError
+from hero_service.errors import DeadlineExceeded, InvalidInput, ServiceError
 from hero_service.pipeline import Pipeline, check_text
 from hero_service.state import payload_digest
 
@@ -41,6 +42,9 @@ log = logging.getLogger("hero_service.api.openrlhf")
 router = APIRouter()
 # How far into the query the prompt may start (special tokens the trainer decoded first).
 _PROMPT_SLACK = 64
+# Errors the trainer must retry (overload, shutdown, deadline, backend), never turned into
+# 200 with fallback rewards it would train on.
+RETRYABLE = frozenset({429, 502, 503})
 
 
 # -- /get_reward (OpenRLHF) ----------------------------------------------------------------
@@ -99,7 +103,7 @@ class _Rows:
 @router.post(
     "/get_reward",
     response_model=GetRewardResponse,
-    responses={c: {"model": ErrorBody} for c in (401, 413, 415, 422, 503)},
+    responses={c: {"model": ErrorBody} for c in (401, 413, 415, 422, 429, 502, 503)},
     tags=["compat"],
 )
 async def get_reward(
@@ -120,8 +124,9 @@ async def get_reward(
     trainer's n_samples_per_prompt) must be in the URL. A batch (OpenRLHF <= 0.9) is
     grouped by (prompt, label): whole groups are scored at once, leftovers wait in the
     barrier for the rest of their group. `scores` is the verifier label by default, so
-    dynamic filtering drops groups that are all correct or all wrong. Well-formed input
-    always gets 200: a sample that could not be scored gets `compat_fallback_reward` and
+    dynamic filtering drops groups that are all correct or all wrong. Overload, shutdown
+    and deadlines answer 429/503 with Retry-After (retry the batch), never 200 with
+    fallback rewards; other scoring failures (409) give `compat_fallback_reward` and
     `hero_error` = 1 in extra_logs.
     """
     n = len(req.query)
@@ -178,38 +183,73 @@ async def get_reward(
         by_key.setdefault((prompts[i], labels[i]), []).append(i)
     whole: list[list[int]] = []
     waiting: list[int] = []
-    for idxs in by_key.values():
+    for (prompt, _), idxs in by_key.items():
+        if group_size is None and len(idxs) > st.max_group_size:
+            raise InvalidInput(
+                f"{len(idxs)} samples share the prompt {prompt[:60]!r} and label, over the "
+                f"group size limit of {st.max_group_size} (setting max_group_size); put the "
+                "trainer's n_samples_per_prompt in the URL: /get_reward?group_size=N",
+                "group_size",
+            )
         size = group_size or len(idxs)
         full = len(idxs) - len(idxs) % size
         whole.extend(idxs[k : k + size] for k in range(0, full, size))
         waiting.extend(idxs[full:])
 
     rows = _Rows(n, mismatch, scores == "verifier", st.compat_fallback_reward)
-    if whole:
-        await _score_whole(p, rows, job, whole, prompts, labels, texts, overrides, verifier)
-    if waiting:
-        assert group_size is not None
-        samples = [
-            SampleIn(
-                job_id=job,
-                group_id="prompt-" + _key_digest(prompts[i], labels[i])[:16],
-                group_key="prompt:" + _key_digest(prompts[i], labels[i]),
-                reusable=True,
-                group_size=group_size,
-                prompt=prompts[i],
-                reference=labels[i],
-                response=texts[i],
-                deadline_s=deadline_s,
-                shaping=overrides,
-                verifier=verifier,
-            )
-            for i in waiting
-        ]
+    async with disconnect_watch(request) as gone:
         try:
-            await _score_waiting(barrier, rows, waiting, samples, request)
+            if whole:
+                work = _score_whole(
+                    p, rows, job, whole, prompts, labels, texts, overrides, verifier
+                )
+                await _unless_gone(work, gone, st.request_deadline_s)
+            if waiting:
+                assert group_size is not None
+                samples = [
+                    SampleIn(
+                        job_id=job,
+                        group_id="prompt-" + _key_digest(prompts[i], labels[i])[:16],
+                        group_key="prompt:" + _key_digest(prompts[i], labels[i]),
+                        reusable=True,
+                        group_size=group_size,
+                        prompt=prompts[i],
+                        reference=labels[i],
+                        response=texts[i],
+                        deadline_s=deadline_s,
+                        shaping=overrides,
+                        verifier=verifier,
+                    )
+                    for i in waiting
+                ]
+                await _score_waiting(barrier, rows, waiting, samples, gone)
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED)
     return _json(rows.response())
+
+
+async def _unless_gone(work: Coroutine[Any, Any, None], gone: Gone, deadline_s: float) -> None:
+    """Run the scoring of whole groups; a client that goes away, or the request deadline,
+    cancels it (queued RM inputs and verifications are dropped, nothing is folded)."""
+    task = asyncio.ensure_future(work)
+    waits: set[asyncio.Future[Any]] = {task, gone}
+    try:
+        done, _ = await asyncio.wait(
+            waits, timeout=deadline_s or None, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=5.0)
+    if task in done:
+        task.result()
+    elif gone in done:
+        raise ClientGone()
+    else:
+        raise DeadlineExceeded(
+            f"/get_reward did not finish within {deadline_s:g}s (setting request_deadline_s); "
+            "its scoring was cancelled, retry"
+        )
 
 
 def _key_digest(prompt: str, label: str) -> str:
@@ -242,9 +282,9 @@ async def _score_whole(
     digest = payload_digest("".join(g.model_dump_json() for g in groups))
     try:
         out = await p.score(job, groups, None, digest, overrides, verifier)
-    except InvalidInput:
-        raise
     except ServiceError as e:
+        if e.status in RETRYABLE or isinstance(e, InvalidInput):
+            raise
         log.warning("/get_reward: %d groups not scored (%s): %s", len(groups), e.kind, e.message)
         return
     results = out.groups
@@ -258,13 +298,13 @@ async def _score_waiting(
     rows: _Rows,
     waiting: list[int],
     samples: list[SampleIn],
-    request: Request,
+    gone: Gone,
 ) -> None:
     """Samples whose group is not complete in this request wait in the barrier."""
-    async with disconnect_watch(request) as gone:
-        outs = await asyncio.gather(
-            *(barrier.submit(s, gone) for s in samples), return_exceptions=True
-        )
+    outs = await asyncio.gather(*(barrier.submit(s, gone) for s in samples), return_exceptions=True)
+    for out in outs:  # one retryable error: the trainer retries the whole batch
+        if isinstance(out, ServiceError) and out.status in RETRYABLE:
+            raise out
     for i, out in zip(waiting, outs, strict=True):
         if isinstance(out, SampleOutcome):
             rows.put(i, out.group, out.position, out.partial, out.count)
