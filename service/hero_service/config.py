@@ -228,6 +228,11 @@ class Settings(BaseSettings):
         description="Bytes of /score_sample and /get_reward bodies held at once before new "
         "ones get 429 (0 = no limit).",
     )
+    barrier_shared: bool = Field(
+        True,
+        description="With a Redis state_url, /score_sample groups are assembled in Redis, "
+        "so a group's samples may reach any replica (api/shared.py).",
+    )
     barrier_closed_ttl_s: float = Field(
         900.0, gt=0, description="How long a scored group's answers are kept for retries."
     )

@@ -18,6 +18,7 @@ from hero_service.api.openrlhf import router as openrlhf_router
 from hero_service.api.routes import router
 from hero_service.api.runtime import Runtime, probe_state
 from hero_service.api.samples import router as samples_router
+from hero_service.api.shared import SharedBarrier
 from hero_service.config import Settings
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
@@ -72,13 +73,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.components["reward_model"] = True
         rt.pipeline = Pipeline(settings, metrics, rt.verifier, scorer, store)
         barrier = rt.barrier = Barrier(settings, metrics, rt.pipeline)  # per-sample groups
+        if settings.barrier_shared and settings.state_url.startswith(("redis://", "rediss://")):
+            rt.shared = SharedBarrier(settings, metrics, rt.pipeline)
         log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:
             yield
         finally:
             rt.accepting = False
             probe.cancel()
-            await barrier.close()  # score open groups while the RM is up
+            await barrier.close()  # open groups fail (503); groups being scored finish
+            if rt.shared is not None:
+                await rt.shared.close()
             await scorer.close()
             await asyncio.to_thread(pool.close)
             if judge is not None:

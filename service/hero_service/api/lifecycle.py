@@ -40,6 +40,8 @@ class GracefulServer(uvicorn.Server):
             rt.accepting = False  # readiness false before anything else
             if rt.barrier is not None:
                 rt.barrier.shut_soon()  # waiters get 503 now; their groups are not folded
+            if rt.shared is not None:
+                rt.shared.shut()  # a flag: its waiters answer 503 at their next poll
         if self._drain_until is None and self._drain_s > 0:
             self._drain_until = time.monotonic() + self._drain_s
             self._captured_signals.append(sig)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from hero_service.api.barrier import Barrier
+from hero_service.api.shared import SharedBarrier
 from hero_service.config import Settings
 from hero_service.errors import NotReady
 from hero_service.metrics import Metrics
@@ -35,6 +36,7 @@ class Runtime:
     store: JobStore | None = None
     pool: VerifierPool | None = None
     barrier: Barrier | None = None  # per-sample groups (/score_sample, /get_reward)
+    shared: SharedBarrier | None = None  # /score_sample groups in Redis, across replicas
     components: dict[str, bool] = field(
         default_factory=lambda: {"state": False, "verifier_pool": False, "reward_model": False}
     )

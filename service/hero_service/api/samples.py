@@ -13,7 +13,7 @@ from hero_service.api.groups import (
     SampleOutcome,
     disconnect_watch,
 )
-from hero_service.api.runtime import live_barrier
+from hero_service.api.runtime import live_barrier, runtime
 from hero_service.pipeline import check_text
 
 router = APIRouter()
@@ -61,7 +61,8 @@ async def score_sample(req: ScoreSampleRequest, request: Request) -> Response:
     )
     try:
         async with disconnect_watch(request) as gone:
-            out = await barrier.submit(sample, gone)
+            shared = runtime(request).shared  # Redis: groups shared by every replica
+            out = await (shared or barrier).submit(sample, gone)
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     return Response(

@@ -1,0 +1,272 @@
+"""The group barrier shared by replicas through Redis (/score_sample with a Redis state store).
+
+A plain Service spreads a group's samples over replicas, so the samples are recorded in
+Redis and whichever replica sees the group full (or past its deadline) first claims it
+and scores it ONCE; every replica's waiters poll the group's claim key and answer from
+the result stored there. Keys, under `<prefix>bar:<job>:<group>`:
+  :s  hash   slot ("i:<index>" / "r:<request id>" / "a:<uuid>") -> sample JSON
+  :m  string group fields (size, prompt, ..., first sample's time)
+  :c  string "scoring:<token>" (TTL, refreshed by the scorer: a dead scorer's claim
+      lapses and a waiter takes it over), "done:<JSON>" (result and slot order, kept
+      barrier_closed_ttl_s), or "failed:<JSON>" (a few seconds; retries form it again)
+Scoring goes through the pipeline with request id `barrier:<group id>`, so a takeover
+after a scorer died having committed replays the commit: never folded twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from hero_client.schema import GroupIn
+from hero_service.api.groups import (
+    ClientGone,
+    Gone,
+    SampleIn,
+    SampleOutcome,
+    check_sample,
+    sample_digest,
+    shaping_key,
+)
+from hero_service.config import Settings
+from hero_service.errors import STATUS, Conflict, NotReady, ServiceError
+from hero_service.metrics import Metrics
+from hero_service.pipeline import Pipeline
+from hero_service.result import Scored
+from hero_service.state import payload_digest
+
+# KEYS s m c; ARGV slot sample meta ttl -> {outcome, stored sample or count, claim, meta}
+_ADD = """
+local c = redis.call('GET', KEYS[3])
+if c and string.sub(c, 1, 7) == 'failed:' then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]); c = false
+end
+local have = redis.call('HGET', KEYS[1], ARGV[1])
+if have then return {'have', have, c or '', redis.call('GET', KEYS[2]) or ''} end
+if c then return {'late', '', c, ''} end
+redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {'added', tostring(redis.call('HLEN', KEYS[1])), '', redis.call('GET', KEYS[2])}
+"""
+# KEYS s c; ARGV token ttl -> {} if taken, else the frozen samples (HGETALL)
+_CLAIM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
+redis.call('SET', KEYS[2], 'scoring:' .. ARGV[1], 'EX', ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+table.insert(all, 1, 'ok')
+return all
+"""
+_CLAIM_TTL_S = 6  # refreshed every 2 s while scoring; a dead scorer's lapses in <= 6 s
+
+
+class SharedBarrier:
+    def __init__(self, settings: Settings, metrics: Metrics, pipeline: Pipeline) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.pipeline = pipeline
+        self.r: Redis = Redis.from_url(
+            settings.state_url,
+            decode_responses=True,
+            encoding_errors="surrogatepass",
+            socket_timeout=settings.state_timeout_s,
+            socket_connect_timeout=settings.state_timeout_s,
+        )
+        self._add = self.r.register_script(_ADD)
+        self._claim = self.r.register_script(_CLAIM)
+        self._closing = False
+        self._scoring: set[asyncio.Task[None]] = set()
+
+    def _keys(self, s: SampleIn) -> tuple[str, str, str]:
+        base = f"{self.settings.redis_key_prefix}bar:{len(s.job_id)}:{s.job_id}:{s.group_id}"
+        return base + ":s", base + ":m", base + ":c"
+
+    @staticmethod
+    def _meta(s: SampleIn) -> dict[str, Any]:
+        return {
+            "size": s.group_size,
+            "prompt": s.prompt,
+            "reference": s.reference,
+            "verifier": s.verifier,
+            "shaping": shaping_key(s.shaping),
+        }
+
+    async def submit(self, s: SampleIn, gone: Gone | None = None) -> SampleOutcome:
+        if self._closing:
+            raise NotReady("service is shutting down; retry shortly")
+        check_sample(s, self.settings.max_group_size)
+        if s.sample_index is not None:
+            slot = f"i:{s.sample_index}"
+        elif s.request_id is not None:
+            slot = f"r:{s.request_id}"
+        else:
+            slot = f"a:{uuid.uuid4().hex}"
+        digest = sample_digest(s)
+        st = self.settings
+        deadline = min(s.deadline_s or st.barrier_deadline_s, st.barrier_max_deadline_s)
+        meta = {**self._meta(s), "first": time.time(), "deadline": deadline}
+        sample = json.dumps({"response": s.response, "label": s.label, "digest": digest})
+        ttl = int(deadline + st.request_deadline_s + 60)
+        keys = self._keys(s)
+        out, arg, claim, have_meta = await self._add(
+            keys=list(keys), args=[slot, sample, json.dumps(meta), ttl]
+        )
+        if out == "late":
+            self.metrics.barrier_samples.labels("late").inc()
+            return self._from_claim(s, slot, digest, claim, 0.0)
+        if out == "have" and json.loads(arg)["digest"] != digest:
+            raise Conflict(f"{slot} of group {s.group_id!r} was already sent with another response")
+        stored = json.loads(have_meta) if have_meta else meta
+        if {k: stored[k] for k in self._meta(s)} != self._meta(s):
+            raise Conflict(
+                f"group {s.group_id!r} of job {s.job_id!r} already has different group fields "
+                "(group_size, prompt, reference, verifier or shaping)",
+                "group_id",
+            )
+        if out == "have":
+            self.metrics.barrier_samples.labels("joined").inc()
+        return await self._wait(s, slot, digest, stored, gone)
+
+    async def _wait(
+        self, s: SampleIn, slot: str, digest: str, meta: dict[str, Any], gone: Gone | None
+    ) -> SampleOutcome:
+        t0 = time.monotonic()
+        keys = self._keys(s)
+        ends = meta["first"] + meta["deadline"]
+        delay = 0.02
+        limit = t0 + meta["deadline"] + self.settings.request_deadline_s + 30
+        while time.monotonic() < limit:  # bounded: deadline, then scoring, then give up
+            if gone is not None and gone.done():
+                if slot.startswith("a:"):
+                    await self.r.hdel(keys[0], slot)  # withdrawn, unless already claimed
+                raise ClientGone()
+            if self._closing:
+                raise NotReady("service is shutting down; retry (the group was not lost)")
+            claim = cast("str | None", await self.r.get(keys[2]))
+            if claim is not None and not claim.startswith("scoring:"):
+                return self._from_claim(s, slot, digest, claim, time.monotonic() - t0)
+            if claim is None:
+                n = int(await self.r.hlen(keys[0]))
+                if n >= s.group_size or time.time() >= ends:
+                    await self._try_claim(s)
+                    delay = 0.02
+                    continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+        raise NotReady(f"group {s.group_id!r} was not scored in time; retry")
+
+    async def _try_claim(self, s: SampleIn) -> None:
+        token = uuid.uuid4().hex
+        keys = self._keys(s)
+        got = await self._claim(keys=[keys[0], keys[2]], args=[token, _CLAIM_TTL_S])
+        if not got:
+            return
+        flat = got[1:]
+        samples = {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        # scored to the end even if this request goes away: other replicas wait on it
+        task = asyncio.ensure_future(self._score(s, keys, token, samples))
+        self._scoring.add(task)
+        task.add_done_callback(self._scoring.discard)
+        await asyncio.shield(task)
+
+    async def _score(
+        self, s: SampleIn, keys: tuple[str, str, str], token: str, samples: dict[str, Any]
+    ) -> None:
+        partial = len(samples) < s.group_size
+        order = sorted(samples, key=lambda k: (0, int(k[2:]), "") if k[0] == "i" else (1, 0, k))
+        labels = [samples[k]["label"] for k in order]
+        group = GroupIn(
+            group_id=s.group_id,
+            prompt=s.prompt,
+            reference=s.reference,
+            responses=[samples[k]["response"] for k in order],
+            labels=[int(x) for x in labels] if None not in labels else None,
+        )
+        payload = {
+            "group": group.model_dump(),
+            "shaping": s.shaping.model_dump() if s.shaping else None,
+            "verifier": s.verifier,
+        }
+        digest = payload_digest(json.dumps(payload, sort_keys=True, ensure_ascii=False))
+
+        async def keep_claim() -> None:
+            while True:
+                await asyncio.sleep(_CLAIM_TTL_S / 3)
+                await self.r.set(keys[2], "scoring:" + token, ex=_CLAIM_TTL_S, xx=True)
+
+        keeper = asyncio.ensure_future(keep_claim())
+        try:
+            result = await self.pipeline.score(
+                s.job_id, [group], f"barrier:{s.group_id}", digest, s.shaping, s.verifier
+            )
+        except ServiceError as e:
+            failed = {"kind": e.kind, "message": e.message, "field": e.field}
+            await self.r.set(keys[2], "failed:" + json.dumps(failed), ex=5)
+            await self.r.delete(keys[0], keys[1])
+            self.metrics.barrier_groups.labels("failed").inc()
+            return
+        finally:
+            keeper.cancel()
+        done = {
+            "result": result.stored(),
+            "slots": order,
+            "digests": [samples[k]["digest"] for k in order],
+            "partial": partial,
+            "size": s.group_size,
+        }
+        ttl = int(self.settings.barrier_closed_ttl_s)
+        await self.r.set(keys[2], "done:" + json.dumps(done), ex=ttl)
+        await self.r.delete(keys[0])
+        self.metrics.barrier_groups.labels("partial" if partial else "complete").inc()
+        self.metrics.barrier_samples.labels("scored").inc(len(order))
+
+    def _from_claim(
+        self, s: SampleIn, slot: str, digest: str, claim: str, wait_s: float
+    ) -> SampleOutcome:
+        kind, _, body = claim.partition(":")
+        data = json.loads(body) if body else {}
+        if kind == "failed":
+            err = ServiceError(data["message"], data["field"])
+            err.kind = data["kind"] if data["kind"] in STATUS else "internal_error"
+            raise err
+        if kind != "done" or slot not in data["slots"]:
+            raise Conflict(
+                f"group {s.group_id!r} of job {s.job_id!r} was already scored; this sample "
+                "arrived after the group closed and was not scored (a retry of a scored "
+                "sample needs its sample_index or request_id to be replayed)",
+                "group_id",
+            )
+        pos = data["slots"].index(slot)
+        if data["digests"][pos] != digest:
+            raise Conflict(f"{slot} of group {s.group_id!r} was scored with another response")
+        scored = Scored.from_stored(data["result"])
+        return SampleOutcome(
+            group=scored.groups[0],
+            timings=scored.timings,
+            position=pos,
+            sample_index=s.sample_index if s.sample_index is not None else pos,
+            group_size=data["size"],
+            count=len(data["slots"]),
+            partial=data["partial"],
+            replayed=wait_s == 0.0,
+            wait_s=wait_s,
+        )
+
+    def shut(self) -> None:
+        """SIGTERM: waiters here get 503; their samples stay in Redis for the retries
+        (another replica, or this one after the restart) and groups being scored finish."""
+        self._closing = True
+
+    async def close(self, timeout: float = 30.0) -> None:
+        self.shut()
+        if self._scoring:
+            await asyncio.wait(list(self._scoring), timeout=timeout)
+        await self.r.aclose()
+
+
+__all__ = ["SharedBarrier"]

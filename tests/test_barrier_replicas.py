@@ -1,0 +1,177 @@
+"""Per-sample groups across replicas (issue 12, defect 9): two `hero serve` replicas on one
+private redis-server behind a round-robin TCP proxy (what a plain ClusterIP Service does),
+every sample its own connection, one replica killed (-9) while its samples wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, free_port, start_server
+from tests.redis_util import REPLICA_ARGS, RedisServer
+
+pytest_plugins = ["tests.redis_util"]
+pytestmark = [
+    pytest.mark.slow,  # server and redis processes
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server"),
+]
+GROUPS, SIZE = 6, 4
+
+
+class RoundRobinProxy:
+    """A TCP proxy on loopback: each connection goes to the next backend in turn; a
+    backend that refuses the connection is skipped (the Service drops a dead pod)."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.port = free_port()
+        self.turn = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        srv = self.loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        self.ready.set()
+        self.loop.run_forever()
+        srv.close()
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        for k in range(len(self.ports)):
+            port = self.ports[(self.turn + k) % len(self.ports)]
+            try:
+                br, bw = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            w.close()
+            return
+        self.turn += 1
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(OSError):
+                dst.close()
+
+        await asyncio.gather(pipe(r, bw), pipe(br, w))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path, make_redis: Callable[[], RedisServer]
+) -> Iterator[tuple[RoundRobinProxy, list[Server], RedisServer]]:
+    rs = make_redis()
+    args = (*REPLICA_ARGS, "--state-url", rs.url, "--barrier-deadline-s", "60")
+    dirs = [tmp_path / f"r{i}" for i in range(2)]
+    for d in dirs:
+        d.mkdir()
+    with ThreadPoolExecutor(2) as ex:
+        servers = list(ex.map(lambda d: start_server(d, *args), dirs))
+    proxy = RoundRobinProxy([int(s.url.rsplit(":", 1)[1]) for s in servers])
+    yield proxy, servers, rs
+    proxy.close()
+    for s in servers:
+        s.stop()
+
+
+def sample(job: str, g: int, i: int) -> dict[str, Any]:
+    return {
+        "job_id": job,
+        "group_id": f"uid-{g}",
+        "group_size": SIZE,
+        "sample_index": i,
+        "prompt": f"Problem {g}: what is 1/2 + 1/4?",
+        "reference": "3/4",
+        "response": [f"\\boxed{{3/4}} in {g} steps", f"\\boxed{{{g}}}", "\\boxed{0.75}", "?"][i]
+        + " ." * (g + i),
+    }
+
+
+def post_until_ok(url: str, body: dict[str, Any], tries: int = 20) -> dict[str, Any]:
+    """The trainer's retry: same sample, new connection, on transport errors and 503."""
+    for _ in range(tries):
+        try:
+            r = httpx.post(url + "/score_sample", json=body, timeout=90)
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        if r.status_code in (429, 503):
+            time.sleep(0.2)
+            continue
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+    raise AssertionError(f"no answer after {tries} tries")
+
+
+def test_groups_across_replicas_survive_kill_9(
+    deployment: tuple[RoundRobinProxy, list[Server], RedisServer],
+) -> None:
+    proxy, servers, rs = deployment
+    url = f"http://127.0.0.1:{proxy.port}"
+    job = "rep-" + uuid.uuid4().hex[:8]
+    answers: dict[tuple[int, int], dict[str, Any]] = {}
+    r = rs.client()
+    with ThreadPoolExecutor(GROUPS * SIZE) as ex:
+        first = {
+            (g, i): ex.submit(post_until_ok, url, sample(job, g, i))
+            for g in range(GROUPS)
+            for i in (0, 1)
+        }
+        deadline = time.monotonic() + 60  # every first half is recorded in Redis
+        while sum(r.hlen(k) for k in r.scan_iter("hero:bar:*:s")) < GROUPS * 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        servers[0].proc.kill()  # kill -9 mid-group: its waiters' connections drop
+        servers[0].proc.wait(10)
+        rest = {
+            (g, i): ex.submit(post_until_ok, url, sample(job, g, i))
+            for g in range(GROUPS)
+            for i in (2, 3)
+        }
+        for k, f in {**first, **rest}.items():
+            answers[k] = f.result(timeout=120)
+    live = servers[1].url
+    for g in range(GROUPS):
+        got = [answers[(g, i)] for i in range(SIZE)]
+        assert all(a["partial"] is False and a["group_count"] == SIZE for a in got)
+        assert len({a["sigma_bar"] for a in got}) == 1  # one scoring per group
+    state = httpx.get(f"{live}/jobs/{job}").json()
+    assert state["count"] == GROUPS  # every group folded exactly once
+    for g in range(GROUPS):  # equal to /score_group with the same sigma_bar
+        got = [answers[(g, i)] for i in range(SIZE)]
+        fresh = f"{job}-replay-{g}"
+        put = {**state, "job_id": fresh, "sigma_bar": got[0]["sigma_bar"], "count": 1}
+        assert httpx.put(f"{live}/jobs/{fresh}", json=put).status_code == 200
+        body = {
+            "job_id": fresh,
+            "prompt": sample(job, g, 0)["prompt"],
+            "reference": "3/4",
+            "responses": [sample(job, g, i)["response"] for i in range(SIZE)],
+        }
+        ref = httpx.post(f"{live}/score_group", json=body, timeout=60).json()
+        for i in range(SIZE):
+            assert abs(ref["rewards"][i] - got[i]["reward"]) <= 1e-5, (g, i)
