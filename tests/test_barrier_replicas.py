@@ -141,9 +141,10 @@ def test_groups_across_replicas_survive_kill_9(
             for g in range(GROUPS)
             for i in (0, 1)
         }
-        deadline = time.monotonic() + 60  # every first half is recorded in Redis
+        deadline = time.monotonic() + 20  # the first halves are waiting (in Redis)
         while sum(r.hlen(k) for k in r.scan_iter("hero:bar:*:s")) < GROUPS * 2:
-            assert time.monotonic() < deadline
+            if time.monotonic() > deadline:
+                break  # a server without the shared barrier: the checks below fail
             time.sleep(0.05)
         servers[0].proc.kill()  # kill -9 mid-group: its waiters' connections drop
         servers[0].proc.wait(10)
