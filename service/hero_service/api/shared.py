@@ -22,6 +22,7 @@ import uuid
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from hero_client.schema import GroupIn
 from hero_service.api.groups import (
@@ -34,7 +35,7 @@ from hero_service.api.groups import (
     shaping_key,
 )
 from hero_service.config import Settings
-from hero_service.errors import STATUS, Conflict, NotReady, ServiceError
+from hero_service.errors import STATUS, Conflict, NotReady, ServiceError, StateUnavailable
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
 from hero_service.result import Scored
@@ -97,6 +98,12 @@ class SharedBarrier:
         }
 
     async def submit(self, s: SampleIn, gone: Gone | None = None) -> SampleOutcome:
+        try:
+            return await self._submit(s, gone)
+        except RedisError as e:  # like the job store: 503 + Retry-After, never a 500
+            raise StateUnavailable(f"barrier state in Redis unreachable: {type(e).__name__}") from e
+
+    async def _submit(self, s: SampleIn, gone: Gone | None) -> SampleOutcome:
         if self._closing:
             raise NotReady("service is shutting down; retry shortly")
         check_sample(s, self.settings.max_group_size)
@@ -234,6 +241,12 @@ class SharedBarrier:
             err = ServiceError(data["message"], data["field"])
             err.kind = data["kind"] if data["kind"] in STATUS else "internal_error"
             raise err
+        if kind == "scoring":
+            raise Conflict(
+                f"group {s.group_id!r} of job {s.job_id!r} is already being scored; this "
+                "sample arrived after the group closed and was not scored",
+                "group_id",
+            )
         if kind != "done" or slot not in data["slots"]:
             raise Conflict(
                 f"group {s.group_id!r} of job {s.job_id!r} was already scored; this sample "
