@@ -13,13 +13,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.conftest import Server, free_port, start_server
-from tests.redis_util import REPLICA_ARGS, RedisServer
+
+if TYPE_CHECKING:
+    from tests.redis_util import RedisServer
 
 pytest_plugins = ["tests.redis_util"]
 pytestmark = [
@@ -84,6 +86,8 @@ class RoundRobinProxy:
 def deployment(
     tmp_path: Path, make_redis: Callable[[], RedisServer]
 ) -> Iterator[tuple[RoundRobinProxy, list[Server], RedisServer]]:
+    from tests.redis_util import REPLICA_ARGS  # a plugin module: imported once pytest has it
+
     rs = make_redis()
     args = (*REPLICA_ARGS, "--state-url", rs.url, "--barrier-deadline-s", "60")
     dirs = [tmp_path / f"r{i}" for i in range(2)]
@@ -176,3 +180,27 @@ def test_groups_across_replicas_survive_kill_9(
         ref = httpx.post(f"{live}/score_group", json=body, timeout=60).json()
         for i in range(SIZE):
             assert abs(ref["rewards"][i] - got[i]["reward"]) <= 1e-5, (g, i)
+
+
+def test_sigterm_with_shared_barrier_answers_503_and_loses_nothing(
+    deployment: tuple[RoundRobinProxy, list[Server], RedisServer],
+) -> None:
+    _, servers, _ = deployment
+    job = "rst-" + uuid.uuid4().hex[:8]
+    a, b = servers[0].url, servers[1].url
+    with ThreadPoolExecutor(2) as ex:
+        waiting = [
+            ex.submit(httpx.post, a + "/score_sample", json=sample(job, 0, i), timeout=60)
+            for i in (0, 1)
+        ]
+        time.sleep(1.0)  # both recorded; SIGTERM the replica they wait on
+        servers[0].proc.terminate()
+        for f in waiting:
+            r = f.result()
+            assert r.status_code == 503 and r.json()["error"] == "not_ready", r.text
+            assert set(r.json()) >= {"error", "message", "field"} and r.headers["retry-after"]
+    # the retries (same sample_index) and the rest of the group on the other replica
+    with ThreadPoolExecutor(SIZE) as ex:
+        got = list(ex.map(lambda i: post_until_ok(b, sample(job, 0, i)), range(SIZE)))
+    assert all(x["partial"] is False and x["group_count"] == SIZE for x in got)
+    assert httpx.get(f"{b}/jobs/{job}").json()["count"] == 1  # folded once
