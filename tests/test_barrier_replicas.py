@@ -204,3 +204,30 @@ def test_sigterm_with_shared_barrier_answers_503_and_loses_nothing(
         got = list(ex.map(lambda i: post_until_ok(b, sample(job, 0, i)), range(SIZE)))
     assert all(x["partial"] is False and x["group_count"] == SIZE for x in got)
     assert httpx.get(f"{b}/jobs/{job}").json()["count"] == 1  # folded once
+
+
+def test_one_sample_get_reward_groups_across_replicas(
+    deployment: tuple[RoundRobinProxy, list[Server], RedisServer],
+) -> None:
+    proxy, servers, _ = deployment
+    url = f"http://127.0.0.1:{proxy.port}/get_reward"
+    job = "rgr-" + uuid.uuid4().hex[:8]
+
+    def one(k: int) -> dict[str, Any]:  # OpenRLHF >= 0.10: one rollout per request
+        g, i = divmod(k, SIZE)
+        prompt = f"Problem {g}: 2 + {g} = ?"
+        body = {"query": [prompt + f" \\boxed{{{2 + g + i % 2}}}"], "prompts": [prompt]}
+        body["labels"] = [str(2 + g)]
+        r = httpx.post(url, params={"job_id": job, "group_size": SIZE}, json=body, timeout=90)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    for step in (1, 2):  # the same prompts again (the next step): new groups
+        with ThreadPoolExecutor(GROUPS * SIZE) as ex:
+            got = list(ex.map(one, range(GROUPS * SIZE)))
+        for x in got:
+            logs = x["extra_logs"]
+            assert logs["hero_error"] == [0.0] and logs["hero_partial"] == [0.0]
+            assert logs["hero_group_count"] == [float(SIZE)]
+        state = httpx.get(f"{servers[0].url}/jobs/{job}").json()
+        assert state["count"] == GROUPS * step  # each group scored once, as a whole

@@ -33,7 +33,8 @@ from hero_service.api.groups import (
     SampleOutcome,
     disconnect_watch,
 )
-from hero_service.api.runtime import live_barrier
+from hero_service.api.runtime import live_barrier, runtime
+from hero_service.api.shared import SharedBarrier
 from hero_service.errors import DeadlineExceeded, InvalidInput, ServiceError
 from hero_service.pipeline import Pipeline, check_text
 from hero_service.state import payload_digest
@@ -222,7 +223,8 @@ async def get_reward(
                     )
                     for i in waiting
                 ]
-                await _score_waiting(barrier, rows, waiting, samples, gone)
+                shared = runtime(request).shared  # Redis: groups shared by every replica
+                await _score_waiting(shared or barrier, rows, waiting, samples, gone)
         except ClientGone:
             return Response(status_code=CLIENT_CLOSED)
     return _json(rows.response())
@@ -294,7 +296,7 @@ async def _score_whole(
 
 
 async def _score_waiting(
-    barrier: Barrier,
+    barrier: Barrier | SharedBarrier,
     rows: _Rows,
     waiting: list[int],
     samples: list[SampleIn],

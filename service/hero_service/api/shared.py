@@ -63,6 +63,16 @@ local all = redis.call('HGETALL', KEYS[1])
 table.insert(all, 1, 'ok')
 return all
 """
+# KEYS g; ARGV seen new: the current generation of a reusable key, rolled over when `seen`
+# (already claimed) is still current. Generation ids are random: a scored group's
+# request id never collides with a later group of the same prompt.
+_GEN = """
+local g = redis.call('GET', KEYS[1])
+if (not g) or g == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]); return ARGV[2]
+end
+return g
+"""
 _CLAIM_TTL_S = 6  # refreshed every 2 s while scoring; a dead scorer's lapses in <= 6 s
 
 
@@ -80,12 +90,19 @@ class SharedBarrier:
         )
         self._add = self.r.register_script(_ADD)
         self._claim = self.r.register_script(_CLAIM)
+        self._gen = self.r.register_script(_GEN)
         self._closing = False
         self._scoring: set[asyncio.Task[None]] = set()
 
-    def _keys(self, s: SampleIn) -> tuple[str, str, str]:
-        base = f"{self.settings.redis_key_prefix}bar:{len(s.job_id)}:{s.job_id}:{s.group_id}"
+    def _base(self, s: SampleIn) -> str:
+        return f"{self.settings.redis_key_prefix}bar:{len(s.job_id)}:{s.job_id}:{s.group_key}"
+
+    def _keys(self, s: SampleIn, gen: str) -> tuple[str, str, str]:
+        base = self._base(s) + (f":{gen}" if gen else "")
         return base + ":s", base + ":m", base + ":c"
+
+    def _rid(self, s: SampleIn, gen: str) -> str:
+        return f"barrier:{s.group_id}" + (f":{gen}" if gen else "")
 
     @staticmethod
     def _meta(s: SampleIn) -> dict[str, Any]:
@@ -119,10 +136,18 @@ class SharedBarrier:
         meta = {**self._meta(s), "first": time.time(), "deadline": deadline}
         sample = json.dumps({"response": s.response, "label": s.label, "digest": digest})
         ttl = int(deadline + st.request_deadline_s + 60)
-        keys = self._keys(s)
-        out, arg, claim, have_meta = await self._add(
-            keys=list(keys), args=[slot, sample, json.dumps(meta), ttl]
-        )
+        gen = ""  # explicit group ids: one group per id; reusable keys: generations
+        for _ in range(8):  # bounded: a generation rolls over once per scored group
+            if s.reusable:
+                gen = await self._gen(
+                    keys=[self._base(s) + ":g"], args=[gen, uuid.uuid4().hex, ttl]
+                )
+            keys = self._keys(s, gen)
+            out, arg, claim, have_meta = await self._add(
+                keys=list(keys), args=[slot, sample, json.dumps(meta), ttl]
+            )
+            if out != "late" or not s.reusable:
+                break
         if out == "late":
             self.metrics.barrier_samples.labels("late").inc()
             return self._from_claim(s, slot, digest, claim, 0.0)
@@ -137,13 +162,19 @@ class SharedBarrier:
             )
         if out == "have":
             self.metrics.barrier_samples.labels("joined").inc()
-        return await self._wait(s, slot, digest, stored, gone)
+        return await self._wait(s, gen, slot, digest, stored, gone)
 
     async def _wait(
-        self, s: SampleIn, slot: str, digest: str, meta: dict[str, Any], gone: Gone | None
+        self,
+        s: SampleIn,
+        gen: str,
+        slot: str,
+        digest: str,
+        meta: dict[str, Any],
+        gone: Gone | None,
     ) -> SampleOutcome:
         t0 = time.monotonic()
-        keys = self._keys(s)
+        keys = self._keys(s, gen)
         ends = meta["first"] + meta["deadline"]
         delay = 0.02
         limit = t0 + meta["deadline"] + self.settings.request_deadline_s + 30
@@ -160,29 +191,34 @@ class SharedBarrier:
             if claim is None:
                 n = int(await self.r.hlen(keys[0]))
                 if n >= s.group_size or time.time() >= ends:
-                    await self._try_claim(s)
+                    await self._try_claim(s, gen)
                     delay = 0.02
                     continue
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)
         raise NotReady(f"group {s.group_id!r} was not scored in time; retry")
 
-    async def _try_claim(self, s: SampleIn) -> None:
+    async def _try_claim(self, s: SampleIn, gen: str) -> None:
         token = uuid.uuid4().hex
-        keys = self._keys(s)
+        keys = self._keys(s, gen)
         got = await self._claim(keys=[keys[0], keys[2]], args=[token, _CLAIM_TTL_S])
         if not got:
             return
         flat = got[1:]
         samples = {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
         # scored to the end even if this request goes away: other replicas wait on it
-        task = asyncio.ensure_future(self._score(s, keys, token, samples))
+        task = asyncio.ensure_future(self._score(s, keys, self._rid(s, gen), token, samples))
         self._scoring.add(task)
         task.add_done_callback(self._scoring.discard)
         await asyncio.shield(task)
 
     async def _score(
-        self, s: SampleIn, keys: tuple[str, str, str], token: str, samples: dict[str, Any]
+        self,
+        s: SampleIn,
+        keys: tuple[str, str, str],
+        rid: str,
+        token: str,
+        samples: dict[str, Any],
     ) -> None:
         partial = len(samples) < s.group_size
         order = sorted(samples, key=lambda k: (0, int(k[2:]), "") if k[0] == "i" else (1, 0, k))
@@ -209,7 +245,7 @@ class SharedBarrier:
         keeper = asyncio.ensure_future(keep_claim())
         try:
             result = await self.pipeline.score(
-                s.job_id, [group], f"barrier:{s.group_id}", digest, s.shaping, s.verifier
+                s.job_id, [group], rid, digest, s.shaping, s.verifier
             )
         except ServiceError as e:
             failed = {"kind": e.kind, "message": e.message, "field": e.field}
