@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any, cast
@@ -35,7 +36,14 @@ from hero_service.api.groups import (
     shaping_key,
 )
 from hero_service.config import Settings
-from hero_service.errors import STATUS, Conflict, NotReady, ServiceError, StateUnavailable
+from hero_service.errors import (
+    STATUS,
+    BackendError,
+    Conflict,
+    NotReady,
+    ServiceError,
+    StateUnavailable,
+)
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
 from hero_service.result import Scored
@@ -50,7 +58,9 @@ end
 local have = redis.call('HGET', KEYS[1], ARGV[1])
 if have then return {'have', have, c or '', redis.call('GET', KEYS[2]) or ''} end
 if c then return {'late', '', c, ''} end
-redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 0 then  -- a new (or emptied) group starts its clock
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {'added', tostring(redis.call('HLEN', KEYS[1])), '', redis.call('GET', KEYS[2])}
@@ -73,6 +83,12 @@ if (not g) or g == ARGV[1] then
 end
 return g
 """
+# KEYS c; ARGV value ttl: extend the claim only while it is still ours
+_KEEP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+log = logging.getLogger("hero_service.api.shared")
 _CLAIM_TTL_S = 6  # refreshed every 2 s while scoring; a dead scorer's lapses in <= 6 s
 
 
@@ -91,6 +107,7 @@ class SharedBarrier:
         self._add = self.r.register_script(_ADD)
         self._claim = self.r.register_script(_CLAIM)
         self._gen = self.r.register_script(_GEN)
+        self._keep = self.r.register_script(_KEEP)
         self._closing = False
         self._scoring: set[asyncio.Task[None]] = set()
 
@@ -206,6 +223,9 @@ class SharedBarrier:
             return
         flat = got[1:]
         samples = {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        if not samples:  # everyone withdrew: nothing to score
+            await self.r.delete(keys[2])
+            return
         # scored to the end even if this request goes away: other replicas wait on it
         task = asyncio.ensure_future(self._score(s, keys, self._rid(s, gen), token, samples))
         self._scoring.add(task)
@@ -240,14 +260,17 @@ class SharedBarrier:
         async def keep_claim() -> None:
             while True:
                 await asyncio.sleep(_CLAIM_TTL_S / 3)
-                await self.r.set(keys[2], "scoring:" + token, ex=_CLAIM_TTL_S, xx=True)
+                await self._keep(keys=[keys[2]], args=["scoring:" + token, _CLAIM_TTL_S])
 
         keeper = asyncio.ensure_future(keep_claim())
         try:
             result = await self.pipeline.score(
                 s.job_id, [group], rid, digest, s.shaping, s.verifier
             )
-        except ServiceError as e:
+        except Exception as e:  # every replica's waiters must hear, bugs included
+            if not isinstance(e, ServiceError):
+                log.exception("scoring shared barrier group %r failed", s.group_id)
+                e = BackendError(f"scoring the group failed: {type(e).__name__}")
             failed = {"kind": e.kind, "message": e.message, "field": e.field}
             await self.r.set(keys[2], "failed:" + json.dumps(failed), ex=5)
             await self.r.delete(keys[0], keys[1])
