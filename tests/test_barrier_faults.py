@@ -177,3 +177,34 @@ def test_abandoned_group_is_dropped_not_folded(limited: Server) -> None:
         )
     assert [x.status_code for x in rs] == [200, 200]
     assert httpx.get(limited.url + f"/jobs/{j}").json()["count"] == 1
+
+
+# -- in-process: the byte admission of the barrier routes ------------------------------
+async def test_pending_bytes_admits_by_bytes_and_releases() -> None:
+    from starlette.types import Receive, Scope, Send
+
+    from hero_service.api.pending import PendingBytes
+    from hero_service.metrics import Metrics
+
+    release = asyncio.Event()
+
+    async def held(scope: Scope, receive: Receive, send: Send) -> None:
+        await release.wait()  # a sample waiting for its group
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    mw = PendingBytes(held, Metrics(), limit=1000, max_body=4096)
+    transport = httpx.ASGITransport(mw)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        first = asyncio.create_task(c.post("/score_sample", content=b"x" * 600))
+        for _ in range(100):  # bounded: until the first request holds its bytes
+            if mw.held:
+                break
+            await asyncio.sleep(0.01)
+        assert mw.held == 600
+        r = await c.post("/get_reward", content=b"y" * 600)  # 1200 > 1000
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert "barrier_max_pending_bytes" in r.json()["message"]
+        release.set()
+        assert (await first).status_code == 200
+    assert mw.held == 0
