@@ -74,7 +74,7 @@ EQUIVALENT = [
     (r"9.8 \times 10^{2}", "980"),
     # intersections, plain-text maths, `U` for a union, `\middle|`, `\approx`
     ("(1, 3]", r"x > 1 \text{ and } x \le 3"),
-    (r"(-\infty, -1) \cup (1, +\infty)", "(-inf, -1) U (1, inf)"),
+    (r"(-\infty, -5) \cup (5, +\infty)", "(-inf, -5) U (5, inf)"),
     ("2\\pi", "2pi"),
     ("3.14", r"\approx 3.14"),
     (r"\left\{ x \middle| 1 < x < 2 \right\}", "(1,2)"),

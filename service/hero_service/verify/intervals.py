@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from hero_service.verify.latex import split_top
+from hero_service.verify.latex import split_relations, split_top
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate
 
@@ -37,7 +37,6 @@ _INF = Bound("\\infty", math.inf)
 _NINF = Bound("-\\infty", -math.inf)
 _AND = re.compile(r"\band\b|\\land|\\wedge")
 _UNION = re.compile(r"\\cup|\bor\b|\\lor|\\vee")
-_REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>")
 _VAR = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?\s*")
 _BUILDER = re.compile(r"\\\{\s*(?P<v>[^|:]{1,20}?)\s*(?:\||:)\s*(?P<c>.*)\\\}")
 _MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
@@ -71,24 +70,8 @@ def _flip(op: str) -> str:
     return {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}.get(op, op)
 
 
-def _ops(s: str) -> tuple[list[str], list[str]] | None:
-    """Split at top-level relation symbols: (operands, operators)."""
-    parts: list[str] = []
-    ops: list[str] = []
-    last = 0
-    for m in _REL.finditer(s):
-        parts.append(s[last : m.start()])
-        op = m.group().strip()
-        ops.append({"<=": "\\le", ">=": "\\ge"}.get(op, op))
-        last = m.end()
-    parts.append(s[last:])
-    if not ops or any(not p.strip() for p in parts):
-        return None
-    return parts, ops
-
-
 def _inequality(s: str) -> list[Interval] | None:
-    split = _ops(s)
+    split = split_relations(s, equals=False)
     if split is None:
         return None
     parts, ops = split

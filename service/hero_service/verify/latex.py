@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["depths", "match_braces", "split_top", "strip_outer"]
+__all__ = ["depths", "match_braces", "split_relations", "split_top", "strip_outer"]
 
 _BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
 _OPEN = {"(": ")", "[": "]", "{": "}"}
@@ -98,3 +98,29 @@ def _balanced(s: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+_ORDER = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>")
+_ORDER_OR_EQ = re.compile(_ORDER.pattern + "|=")
+
+
+def split_relations(s: str, equals: bool = True) -> tuple[list[str], list[str]] | None:
+    """Split at top-level relation symbols (`<`, `\\le`, ..., and `=` when asked):
+    (sides, operators), or None without one or with an empty side."""
+    depth = depths(s)
+    parts: list[str] = []
+    ops: list[str] = []
+    last = 0
+    for m in (_ORDER_OR_EQ if equals else _ORDER).finditer(s):
+        if depth[m.start()] != 0:
+            continue  # inside brackets: `\\{x | x > 0\\}`, `f(x<1)`
+        parts.append(s[last : m.start()].strip())
+        op = m.group().strip()
+        ops.append({"<=": "\\le", ">=": "\\ge"}.get(op, op))
+        last = m.end()
+    if not ops:
+        return None
+    parts.append(s[last:].strip())
+    if any(not p for p in parts):
+        return None
+    return parts, ops

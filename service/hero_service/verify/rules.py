@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from hero_client.schema import VerifierStatus
@@ -140,6 +141,12 @@ def _is_choice_reference(reference: str) -> bool:
     return _CHOICE_REF.fullmatch(reference) is not None and normalize_choice(reference) is not None
 
 
+@lru_cache(maxsize=4096)
+def _prepared(reference: str) -> str:
+    """The reference repaired and in canonical notation: once per reference, not per answer."""
+    return canonical(repair_reference(reference))
+
+
 class RuleVerifier:
     def __init__(
         self,
@@ -201,7 +208,7 @@ class RuleVerifier:
             distinct = {strip_string(b) for b in boxes}
             if len(distinct) > 1:
                 # one box per part of a k-part reference is an answer, not a hedge
-                parts = len(components(canonical(repair_reference(reference))))
+                parts = len(components(_prepared(reference)))
                 joined = ", ".join(boxes)
                 if parts < 2 or len(boxes) != parts or prefilter(joined, self.prefilter_config):
                     return Verdict(0, "rejected", ex.answer, "multiple_answers", "guard")
@@ -221,7 +228,7 @@ class RuleVerifier:
         return [s if isinstance(s, Verdict) else results[s] for s in screened]
 
     async def _check(self, reference: str, answer: str, verifier: str) -> Verdict:
-        guard = _guard(canonical(repair_reference(reference)), canonical(answer))
+        guard = _guard(_prepared(reference), canonical(answer))
         if guard is not None:
             return Verdict(0, "incorrect", answer, guard, "guard")
         key = (verifier, reference, answer)
@@ -254,7 +261,7 @@ class RuleVerifier:
             ref_v, ans_v = numeric_value(reference), numeric_value(answer)
             if ref_v is not None and ans_v is not None and ref_v == ans_v:
                 return "correct", "numeric", "numeric"  # two plain numbers: exact compare
-            sem = compare(canonical(repair_reference(reference)), canonical(answer))
+            sem = compare(_prepared(reference), canonical(answer))
             if sem.status is not None:
                 return sem.status, sem.reason, sem.stage
             pairs = [(r, brace_args(a)) for r, a in sem.pending]

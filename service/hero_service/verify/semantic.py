@@ -34,7 +34,6 @@ class Outcome:
     pending: tuple[tuple[str, str], ...] = field(default=())
 
 
-_REL = re.compile(r"\\le |\\ge |\\le$|\\ge$|\\neq |\\neq$|<=|>=|<|>|=")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
 _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
@@ -54,24 +53,7 @@ def _words(s: str) -> str | None:
 
 
 def _relation(s: str) -> tuple[list[str], list[str]] | None:
-    """Split at top-level relation symbols: (sides, operators), or None without one."""
-    depth = latex.depths(s)
-    parts: list[str] = []
-    ops: list[str] = []
-    last = 0
-    for m in _REL.finditer(s):
-        if depth[m.start()] != 0:
-            continue  # inside brackets: `\{x | x > 0\}`, `f(x<1)`
-        parts.append(s[last : m.start()].strip())
-        op = m.group().strip()
-        ops.append({"<=": "\\le", ">=": "\\ge"}.get(op, op))
-        last = m.end()
-    if not ops:
-        return None
-    parts.append(s[last:].strip())
-    if any(not p for p in parts):
-        return None
-    return parts, ops
+    return latex.split_relations(s, equals=True)
 
 
 _LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
