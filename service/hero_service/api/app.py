@@ -18,7 +18,6 @@ from hero_service.api.openrlhf import router as openrlhf_router
 from hero_service.api.routes import router
 from hero_service.api.runtime import Runtime, probe_state
 from hero_service.api.samples import router as samples_router
-from hero_service.api.shared import SharedBarrier
 from hero_service.config import Settings
 from hero_service.metrics import Metrics
 from hero_service.pipeline import Pipeline
@@ -74,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt.pipeline = Pipeline(settings, metrics, rt.verifier, scorer, store)
         barrier = rt.barrier = Barrier(settings, metrics, rt.pipeline)  # per-sample groups
         if settings.barrier_shared and settings.state_url.startswith(("redis://", "rediss://")):
+            # redis-py is an extra: imported only when a Redis barrier is configured
+            from hero_service.api.shared import SharedBarrier
+
             rt.shared = SharedBarrier(settings, metrics, rt.pipeline)
         log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -34,10 +34,12 @@ from hero_service.api.groups import (
     disconnect_watch,
 )
 from hero_service.api.runtime import live_barrier, runtime
-from hero_service.api.shared import SharedBarrier
 from hero_service.errors import DeadlineExceeded, InvalidInput, ServiceError
 from hero_service.pipeline import Pipeline, check_text
 from hero_service.state import payload_digest
+
+if TYPE_CHECKING:  # redis-py is an extra; the shared barrier is imported when used
+    from hero_service.api.shared import SharedBarrier
 
 log = logging.getLogger("hero_service.api.openrlhf")
 router = APIRouter()

@@ -7,11 +7,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from hero_service.api.barrier import Barrier
-from hero_service.api.shared import SharedBarrier
 from hero_service.config import Settings
 from hero_service.errors import NotReady
 from hero_service.metrics import Metrics
@@ -20,6 +20,9 @@ from hero_service.rm import RMScorer
 from hero_service.state import JobStore
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
+
+if TYPE_CHECKING:  # redis-py is an extra; the shared barrier is imported when used
+    from hero_service.api.shared import SharedBarrier
 
 log = logging.getLogger("hero_service")
 
