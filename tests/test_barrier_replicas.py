@@ -231,3 +231,35 @@ def test_one_sample_get_reward_groups_across_replicas(
             assert logs["hero_group_count"] == [float(SIZE)]
         state = httpx.get(f"{servers[0].url}/jobs/{job}").json()
         assert state["count"] == GROUPS * step  # each group scored once, as a whole
+
+
+def test_shared_group_abandoned_by_every_client_is_dropped_not_folded(
+    deployment: tuple[RoundRobinProxy, list[Server], RedisServer],
+) -> None:
+    """Two samples of a group wait on two replicas; both clients give up (the trainer's
+    timeout): the group's samples leave Redis long before its deadline, nothing is folded,
+    and the retry of the whole group is scored once."""
+    _, servers, rs = deployment
+    job = "rab-" + uuid.uuid4().hex[:8]
+
+    def give_up(k: int) -> None:
+        body = {**sample(job, 0, k), "deadline_s": 120}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(servers[k].url + "/score_sample", json=body, timeout=1.5)
+
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(give_up, range(2)))
+    r = rs.client()
+    for _ in range(100):  # bounded: 20 s, against a 120 s deadline
+        if not r.keys(f"*{job}*"):
+            break
+        time.sleep(0.2)
+    assert r.keys(f"*{job}*") == []
+    got = httpx.get(f"{servers[0].url}/jobs/{job}")
+    assert got.status_code == 404 or got.json()["count"] == 0
+    with ThreadPoolExecutor(SIZE) as ex:
+        done = list(
+            ex.map(lambda i: post_until_ok(servers[i % 2].url, sample(job, 0, i)), range(SIZE))
+        )
+    assert all(x["partial"] is False and x["group_count"] == SIZE for x in done)
+    assert httpx.get(f"{servers[1].url}/jobs/{job}").json()["count"] == 1

@@ -9,6 +9,10 @@ the result stored there. Keys, under `<prefix>bar:<job>:<group>`:
   :c  string "scoring:<token>" (TTL, refreshed by the scorer: a dead scorer's claim
       lapses and a waiter takes it over), "done:<JSON>" (result and slot order, kept
       barrier_closed_ttl_s), or "failed:<JSON>" (a few seconds; retries form it again)
+  :w  int    requests waiting on the group, on every replica. When the last one leaves
+      (client gone), an unclaimed group is dropped and a group being scored is cancelled:
+      nothing is folded, a retry forms it again. A replica killed while its requests wait
+      never decrements: its groups fall back to the deadline.
 Scoring goes through the pipeline with request id `barrier:<group id>`, so a takeover
 after a scorer died having committed replays the commit: never folded twice.
 """
@@ -49,20 +53,24 @@ from hero_service.pipeline import Pipeline
 from hero_service.result import Scored
 from hero_service.state import payload_digest
 
-# KEYS s m c; ARGV slot sample meta ttl -> {outcome, stored sample or count, claim, meta}
+# KEYS s m c w; ARGV slot sample meta ttl -> {outcome, stored sample or count, claim, meta}
 _ADD = """
 local c = redis.call('GET', KEYS[3])
 if c and string.sub(c, 1, 7) == 'failed:' then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]); c = false
 end
 local have = redis.call('HGET', KEYS[1], ARGV[1])
-if have then return {'have', have, c or '', redis.call('GET', KEYS[2]) or ''} end
+if have then
+  redis.call('INCR', KEYS[4]); redis.call('EXPIRE', KEYS[4], ARGV[4])
+  return {'have', have, c or '', redis.call('GET', KEYS[2]) or ''}
+end
 if c then return {'late', '', c, ''} end
 if redis.call('EXISTS', KEYS[1]) == 0 then  -- a new (or emptied) group starts its clock
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('INCR', KEYS[4]); redis.call('EXPIRE', KEYS[4], ARGV[4])
 return {'added', tostring(redis.call('HLEN', KEYS[1])), '', redis.call('GET', KEYS[2])}
 """
 # KEYS s c; ARGV token ttl -> {} if taken, else the frozen samples (HGETALL)
@@ -83,6 +91,17 @@ if (not g) or g == ARGV[1] then
 end
 return g
 """
+# KEYS s m c w; ARGV drop: one waiter leaves; the last one drops an unclaimed group
+# (ARGV drop = 0 on shutdown: the samples stay for the retries) -> 1 if dropped
+_LEAVE = """
+local n = redis.call('DECR', KEYS[4])
+if n > 0 then return 0 end
+redis.call('DEL', KEYS[4])
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+end
+return 0
+"""
 # KEYS c; ARGV value ttl: extend the claim only while it is still ours
 _KEEP = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
@@ -90,6 +109,7 @@ return 0
 """
 log = logging.getLogger("hero_service.api.shared")
 _CLAIM_TTL_S = 6  # refreshed every 2 s while scoring; a dead scorer's lapses in <= 6 s
+_WATCH_S = 0.5  # how often a scorer checks that someone still waits on its group
 
 
 class SharedBarrier:
@@ -108,15 +128,16 @@ class SharedBarrier:
         self._claim = self.r.register_script(_CLAIM)
         self._gen = self.r.register_script(_GEN)
         self._keep = self.r.register_script(_KEEP)
+        self._leave = self.r.register_script(_LEAVE)
         self._closing = False
         self._scoring: set[asyncio.Task[None]] = set()
 
     def _base(self, s: SampleIn) -> str:
         return f"{self.settings.redis_key_prefix}bar:{len(s.job_id)}:{s.job_id}:{s.group_key}"
 
-    def _keys(self, s: SampleIn, gen: str) -> tuple[str, str, str]:
+    def _keys(self, s: SampleIn, gen: str) -> tuple[str, str, str, str]:
         base = self._base(s) + (f":{gen}" if gen else "")
-        return base + ":s", base + ":m", base + ":c"
+        return base + ":s", base + ":m", base + ":c", base + ":w"
 
     def _rid(self, s: SampleIn, gen: str) -> str:
         return f"barrier:{s.group_id}" + (f":{gen}" if gen else "")
@@ -168,18 +189,32 @@ class SharedBarrier:
         if out == "late":
             self.metrics.barrier_samples.labels("late").inc()
             return self._from_claim(s, slot, digest, claim, 0.0)
-        if out == "have" and json.loads(arg)["digest"] != digest:
-            raise Conflict(f"{slot} of group {s.group_id!r} was already sent with another response")
-        stored = json.loads(have_meta) if have_meta else meta
-        if {k: stored[k] for k in self._meta(s)} != self._meta(s):
-            raise Conflict(
-                f"group {s.group_id!r} of job {s.job_id!r} already has different group fields "
-                "(group_size, prompt, reference, verifier or shaping)",
-                "group_id",
-            )
-        if out == "have":
-            self.metrics.barrier_samples.labels("joined").inc()
-        return await self._wait(s, gen, slot, digest, stored, gone)
+        try:  # this request now counts as a waiter (:w) until it leaves
+            if out == "have" and json.loads(arg)["digest"] != digest:
+                raise Conflict(
+                    f"{slot} of group {s.group_id!r} was already sent with another response"
+                )
+            stored = json.loads(have_meta) if have_meta else meta
+            if {k: stored[k] for k in self._meta(s)} != self._meta(s):
+                raise Conflict(
+                    f"group {s.group_id!r} of job {s.job_id!r} already has different group "
+                    "fields (group_size, prompt, reference, verifier or shaping)",
+                    "group_id",
+                )
+            if out == "have":
+                self.metrics.barrier_samples.labels("joined").inc()
+            return await self._wait(s, gen, slot, digest, stored, gone)
+        finally:
+            await asyncio.shield(self._left(keys))
+
+    async def _left(self, keys: tuple[str, str, str, str]) -> None:
+        try:
+            dropped = await self._leave(keys=list(keys), args=[0 if self._closing else 1])
+        except RedisError as e:  # the counter's TTL cleans up; the deadline bounds the group
+            log.warning("could not record a barrier waiter leaving: %s", e)
+            return
+        if dropped:
+            self.metrics.barrier_groups.labels("abandoned").inc()
 
     async def _wait(
         self,
@@ -208,14 +243,14 @@ class SharedBarrier:
             if claim is None:
                 n = int(await self.r.hlen(keys[0]))
                 if n >= s.group_size or time.time() >= ends:
-                    await self._try_claim(s, gen)
+                    await self._try_claim(s, gen, gone)
                     delay = 0.02
                     continue
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)
         raise NotReady(f"group {s.group_id!r} was not scored in time; retry")
 
-    async def _try_claim(self, s: SampleIn, gen: str) -> None:
+    async def _try_claim(self, s: SampleIn, gen: str, gone: Gone | None) -> None:
         token = uuid.uuid4().hex
         keys = self._keys(s, gen)
         got = await self._claim(keys=[keys[0], keys[2]], args=[token, _CLAIM_TTL_S])
@@ -226,16 +261,17 @@ class SharedBarrier:
         if not samples:  # everyone withdrew: nothing to score
             await self.r.delete(keys[2])
             return
-        # scored to the end even if this request goes away: other replicas wait on it
+        # scored while anyone (on any replica) waits on it, even if this request goes away
         task = asyncio.ensure_future(self._score(s, keys, self._rid(s, gen), token, samples))
         self._scoring.add(task)
         task.add_done_callback(self._scoring.discard)
-        await asyncio.shield(task)
+        waits: set[asyncio.Future[Any]] = {task} if gone is None else {task, gone}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
     async def _score(
         self,
         s: SampleIn,
-        keys: tuple[str, str, str],
+        keys: tuple[str, str, str, str],
         rid: str,
         token: str,
         samples: dict[str, Any],
@@ -257,16 +293,35 @@ class SharedBarrier:
         }
         digest = payload_digest(json.dumps(payload, sort_keys=True, ensure_ascii=False))
 
+        work = asyncio.ensure_future(
+            self.pipeline.score(s.job_id, [group], rid, digest, s.shaping, s.verifier)
+        )
+        abandoned = False
+
         async def keep_claim() -> None:
+            nonlocal abandoned
+            last = time.monotonic()
             while True:
-                await asyncio.sleep(_CLAIM_TTL_S / 3)
-                await self._keep(keys=[keys[2]], args=["scoring:" + token, _CLAIM_TTL_S])
+                await asyncio.sleep(_WATCH_S)
+                if int(await self.r.get(keys[3]) or 0) <= 0 and not self._closing:
+                    abandoned = True  # every waiter, on every replica, is gone
+                    work.cancel()
+                    return
+                if time.monotonic() - last >= _CLAIM_TTL_S / 3:
+                    last = time.monotonic()
+                    await self._keep(keys=[keys[2]], args=["scoring:" + token, _CLAIM_TTL_S])
 
         keeper = asyncio.ensure_future(keep_claim())
         try:
-            result = await self.pipeline.score(
-                s.job_id, [group], rid, digest, s.shaping, s.verifier
-            )
+            result = await work
+        except asyncio.CancelledError:
+            if not abandoned:
+                raise
+            # nothing folded (or, if the commit won the race, a retry replays it: same rid)
+            await self.r.delete(keys[0], keys[1], keys[2])
+            self.metrics.barrier_groups.labels("abandoned").inc()
+            log.info("shared barrier group %r abandoned by its clients", s.group_id)
+            return
         except Exception as e:  # every replica's waiters must hear, bugs included
             if not isinstance(e, ServiceError):
                 log.exception("scoring shared barrier group %r failed", s.group_id)
