@@ -31,7 +31,35 @@ from hero_service.metrics import Metrics
 from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
 
-HAND = Path(__file__).resolve().parents[1] / "tests" / "data" / "verifier_pairs.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+HAND = DATA / "verifier_pairs.jsonl"
+# Whole model-style responses, written blind to the verifier's rules by annotators who saw
+# only the shared file's questions and references (referred to by line number).
+MODEL = sorted(DATA.glob("model_answers_*.jsonl"))
+
+
+def model_rows() -> list[dict[str, Any]]:
+    refs = dict(bigmath_pairs.references())
+    rows = []
+    for path in MODEL:
+        for x in path.read_text(encoding="utf-8").splitlines():
+            if not x.strip():
+                continue
+            r = json.loads(x)
+            rows.append(
+                {
+                    "id": r["id"],
+                    "line": r["line"],
+                    "category": "model/" + ("equivalent" if r["equivalent"] else "near_miss"),
+                    "family": r["family"],
+                    "reference": refs[r["line"]],
+                    "response": r["response"],
+                    "answer": None,
+                    "equivalent": bool(r["equivalent"]),
+                    "source": "model",
+                }
+            )
+    return rows
 
 
 def split_of(pair_id: str) -> str:
@@ -55,9 +83,18 @@ def load() -> list[dict[str, Any]]:
                 "source": "bigmath",
             }
         )
+    if bigmath_pairs.available():
+        rows += model_rows()
     for r in rows:
         r["split"] = split_of(r["id"])
     return rows
+
+
+def response(p: dict[str, Any]) -> str:
+    """A model response: written whole (model answers), or the answer as a final box."""
+    if p.get("response"):
+        return str(p["response"])
+    return f"So the answer is $\\boxed{{{p['answer']}}}$."
 
 
 def stats(rows: list[tuple[bool, int]]) -> dict[str, float]:
@@ -88,12 +125,7 @@ async def evaluate(
             rv = RuleVerifier(pool, Metrics(), cache_size=0)
             t0 = time.perf_counter()
             verdicts = await asyncio.gather(
-                *(
-                    rv.verify_group(
-                        p["reference"], [f"So the answer is $\\boxed{{{p['answer']}}}$."], name
-                    )
-                    for p in pairs
-                )
+                *(rv.verify_group(p["reference"], [response(p)], name) for p in pairs)
             )
             dt = time.perf_counter() - t0
             res: dict[str, Any] = {"seconds": dt, "errors": []}
@@ -109,7 +141,10 @@ async def evaluate(
                     groups[split]["stage/" + str(getattr(v[0], "stage", None))].append(row)
                 if row[0] != bool(row[1]):
                     res["errors"].append(
-                        {k: p.get(k) for k in ("id", "split", "line", "reference", "answer")}
+                        {
+                            k: p.get(k)
+                            for k in ("id", "split", "line", "reference", "answer", "response")
+                        }
                         | {
                             "label": p["equivalent"],
                             "status": v[0].status,
