@@ -16,9 +16,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hero_service.verify.latex import split_top, strip_outer
+from hero_service.verify.latex import depths, split_top, strip_outer
 
-__all__ = ["Part", "components", "part", "rename_params", "vector_to_tuple"]
+__all__ = [
+    "Part",
+    "components",
+    "cut_quantifier",
+    "part",
+    "rename_declared",
+    "rename_params",
+    "split_domain",
+    "vector_to_tuple",
+]
 
 _SEP = re.compile(r",|;|\band\b|\bor\b|\\quad")
 _LABEL = re.compile(
@@ -53,6 +62,19 @@ _SYSTEM = re.compile(
 _ROW = re.compile(r"\\\\")
 _NOT_NAME = frozenset({"or", "and", "so", "thus", "hence"})
 _PARAMS = ("k", "n", "m")
+# `... \forall n`, `... \text{ for all } x`, `... for some integer m \ge 0`, `... \text{ for
+# constants } k, m`: a quantifier or a declaration of parameters ends the answer proper
+_QUANTIFIER = re.compile(
+    r"\\forall(?![A-Za-z])|\\text\{\s*(?:for|where)\b[^{}]*\}|\bfor\s+(?:all|any|every|each|some)\b"
+    r"|\\text\{\s*(?:with|and)\s+(?:arbitrary\s+)?(?:constants?|parameters?)\b[^{}]*\}"
+)
+# a trailing domain condition: `2-\sqrt{x+1} (x \ge -1)`, `y = 12-2x (3 < x < 6)`
+_DOMAIN_PAREN = re.compile(
+    r"^(?P<main>.+?)\s*\((?P<cond>[^()]*(?:<|>|\\le |\\ge |\\in |\\neq )[^()]*)\)\s*$"
+)
+_REL = r"(?:<|>|\\le |\\ge |\\neq )"
+_CONDITION = re.compile(rf"^\s*(?:[^=<>]*{_REL}\s*)?[A-Za-z]\s*(?:{_REL}|\\in(?![A-Za-z]))[^=]*$")
+_BB = re.compile(r"\\mathbb\s*\{?\s*[A-Z]\s*\}?(?:[_^]\{?[^{}\s]*\}?)?")
 _TEXT_AND = re.compile(r"\\text\{([^{}]*)\band\b([^{}]*)\}")
 _EMPTY_TEXT = re.compile(r"\\text\{\s*\}")
 
@@ -152,3 +174,68 @@ def bracketed(s: str) -> tuple[str, list[str], str] | None:
     if len(parts) < 2 or any(not p for p in parts):
         return None
     return op, parts, cl
+
+
+def cut_quantifier(s: str) -> tuple[str, set[str]]:
+    """`f(x) = kx + m \\text{ for constants } k, m \\in \\mathbb{R}` -> (`f(x) = kx + m`,
+    {k, m}): the answer without its quantifier tail, and the letters the tail declares."""
+    depth = depths(s)
+    for m in _QUANTIFIER.finditer(s):
+        if depth[m.start()] == 0 and m.start() > 0:
+            head = s[: m.start()].rstrip().rstrip(",;").rstrip()
+            if head:
+                return head, _letters(_BB.sub(" ", s[m.start() :]))
+    return s, set()
+
+
+def split_domain(s: str) -> tuple[str, str | None]:
+    """A trailing condition on a variable of the answer, split off: `2-\\sqrt{x+1} (x \\ge
+    -1)`, `y = 12-2x, 3 < x < 6`, `y = 12 - 2x, x \\in (3, 6)` -> (main, condition)."""
+    m = _DOMAIN_PAREN.match(s)
+    if m is not None and _letters(m.group("cond")) & _letters(m.group("main")):
+        cond = m.group("cond").strip()
+        if _CONDITION.match(cond):
+            return m.group("main").strip(), cond
+    parts = split_top(s, re.compile(r",|;"))
+    if len(parts) == 2:
+        main, cond = parts[0].strip(), parts[1].strip()
+        main_rel = re.search(r"<|>|\\le |\\ge |\\neq |\\in(?![A-Za-z])", main)
+        shared = _letters(cond) & _letters(main)
+        if not main_rel and _CONDITION.match(cond) and len(_letters(cond)) == 1 and shared:
+            return main, cond
+    return s, None
+
+
+def rename_declared(ref: str, ans: str, declared: set[str]) -> str:
+    """Rename the parameters an answer declares (`for any integer t`, `for constants k, m`)
+    to the reference's free letters, in order of first appearance. Declared letters are bound:
+    the name does not matter. Undeclared letters are never renamed."""
+    rl, al = _math_letters(ref), _math_letters(ans)
+    src = [c for c in al if c in declared and c not in rl]
+    dst = [c for c in rl if c not in al]
+    if not src or len(src) != len(dst):
+        return ans
+    table = dict(zip(src, dst, strict=True))
+
+    def swap(m: re.Match[str]) -> str:
+        run = m.group()
+        if run.startswith("\\") or run.lower() in _WORDS or len(run) > 4:
+            return run
+        return "".join(table.get(c, c) for c in run)
+
+    return _RUN.sub(swap, ans)
+
+
+_RUN = re.compile(r"\\[A-Za-z]+|[A-Za-z]+")
+_WORDS = frozenset({"or", "and", "for", "all", "any", "some", "with", "where", "if", "cm", "km"})
+
+
+def _math_letters(s: str) -> list[str]:
+    """Single-letter symbols in order of first appearance; `kx` is `k` times `x`, commands
+    (`\\frac`) and words (`or`) are not letters."""
+    seen: dict[str, None] = {}
+    for run in _RUN.findall(_BB.sub(" ", s)):
+        if not run.startswith("\\") and run.lower() not in _WORDS and len(run) <= 4:
+            for c in run:
+                seen.setdefault(c, None)
+    return list(seen)

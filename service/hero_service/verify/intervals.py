@@ -42,6 +42,7 @@ _BUILDER = re.compile(r"\\\{\s*(?P<v>[^|:]{1,20}?)\s*(?:\||:)\s*(?P<c>.*)\\\}")
 _MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
 _INTERVAL = re.compile(r"(?P<l>[(\[])(?P<a>[^,;]+)[,;](?P<b>[^,;]+)(?P<r>[)\]])")
 _REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)")
+_ABS = re.compile(r"\s*\|\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\|\s*")
 _DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
 
 
@@ -75,6 +76,10 @@ def _inequality(s: str) -> list[Interval] | None:
     if split is None:
         return None
     parts, ops = split
+    if len(parts) == 2:
+        got = _absolute(parts, ops[0])
+        if got is not None:
+            return got
     var_at = [i for i, p in enumerate(parts) if _VAR.fullmatch(p) and evaluate(p) is None]
     if len(parts) == 2 and len(var_at) >= 1:
         if len(var_at) == 2:
@@ -97,6 +102,22 @@ def _inequality(s: str) -> list[Interval] | None:
     return None
 
 
+def _absolute(parts: list[str], op: str) -> list[Interval] | None:
+    """`|x| > 2` -> `(-\\infty, -2) \\cup (2, \\infty)`; `|a| \\le c` -> `[-c, c]`."""
+    if _ABS.fullmatch(parts[1]) and not _ABS.fullmatch(parts[0]):
+        parts, op = [parts[1], parts[0]], _flip(op)
+    if not _ABS.fullmatch(parts[0]) or op not in ("<", ">", "\\le", "\\ge"):
+        return None
+    b = _bound(parts[1])
+    if b.value is None or not 0 < b.value < math.inf:
+        return None
+    nb = Bound(strip_string(f"-({parts[1].strip()})"), -b.value)
+    closed = op in ("\\le", "\\ge")
+    if op in ("<", "\\le"):
+        return [Interval(nb, b, closed, closed)]
+    return [Interval(_NINF, nb, False, closed), Interval(b, _INF, closed, False)]
+
+
 def _intersect(a: Interval, b: Interval) -> Interval | None:
     """The intersection of two intervals with numeric bounds (None: not numeric)."""
     if None in (a.lo.value, a.hi.value, b.lo.value, b.hi.value):
@@ -110,17 +131,30 @@ def _intersect(a: Interval, b: Interval) -> Interval | None:
     return Interval(lo, hi, lo_c, hi_c)
 
 
+def _empty(i: Interval) -> bool:
+    lo, hi = i.lo.value, i.hi.value
+    assert lo is not None and hi is not None  # _intersect only builds numeric intervals
+    return lo > hi or (lo == hi and not (i.lo_closed and i.hi_closed))
+
+
 def _piece(p: str) -> list[Interval] | None:
     p = p.strip()
     if not p:
         return None
     both = split_top(p, _AND)
-    if len(both) == 2:  # `x > 1 and x < 3`: one interval, when both bounds are numbers
+    if len(both) == 2:  # `x > 1 and x < 3`, `-2 < a < 2 and a \\neq 0`: numeric bounds only
         a, b = _inequality(both[0].strip()), _inequality(both[1].strip())
-        if a is None or b is None or len(a) != 1 or len(b) != 1:
+        if a is None or b is None:
             return None
-        got = _intersect(a[0], b[0])
-        return None if got is None else [got]
+        out = []
+        for x in a:
+            for y in b:
+                got = _intersect(x, y)
+                if got is None:
+                    return None
+                if not _empty(got):
+                    out.append(got)
+        return out
     if _REALS.fullmatch(p):
         return [Interval(_NINF, _INF, False, False)]
     if p == "\\emptyset" or p == "\\{\\}":
@@ -138,10 +172,9 @@ def parse_set(s: str) -> list[Interval] | None:
     m = _BUILDER.fullmatch(s)
     if m is not None:
         s = m.group("c")
-    else:
-        mm = _MEMBER.fullmatch(s)
-        if mm is not None and _VAR.fullmatch(mm.group("v")):
-            s = mm.group("s")
+    mm = _MEMBER.fullmatch(s)  # `x \\in (1, 2)`, and `\\{x \\mid x \\in \\mathbb{R}\\}`
+    if mm is not None and _VAR.fullmatch(mm.group("v")):
+        s = mm.group("s")
     out: list[Interval] = []
     for piece in split_top(s, _UNION):
         got = _piece(piece)

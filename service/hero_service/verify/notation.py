@@ -28,6 +28,7 @@ _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}
 _CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
 _CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
+_NUM = r"(\d+(?:\.\d+)?)"
 _COMMANDS = [
     (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])"), r"\\le "),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])"), r"\\ge "),
@@ -53,7 +54,15 @@ _COMMANDS = [
     (re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])"), r"\1 \\times 10^{\2}"),
     (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),
+    # upright constants and wrapped commands: `2\mathrm{i}`, `\text{\pi}` (from `\text{π}`)
+    (re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([ie])\s*\}"), r"\1"),
+    (re.compile(r"\\(?:mathrm|text)\s*\{\s*(\\[A-Za-z]+)\s*\}"), r"\1 "),
+    (re.compile(r"\\(?:ldots|cdots|dotsc|dotsb)(?![A-Za-z])|\.\.\.|…"), r"\\dots "),
+    # `2 to 1`, `3 \text{ to } 1`: a ratio
+    (re.compile(rf"(?<![\w.]){_NUM}\s*(?:\\text\{{\s*to\s*\}}|to)\s*{_NUM}(?![\w.])"), r"\1:\2"),
 ]
+# `{x | x > 0}` written without the backslashes a LaTeX set needs
+_BARE_SET = re.compile(r"\{(?P<body>[^{}]*(?:\||\\mid)[^{}]*)\}")
 _DEGREE_MARK = "^{°}"
 _SPACES = re.compile(r"\s+")
 
@@ -71,6 +80,9 @@ def canonical(s: str) -> str:
     for pat, rep in _COMMANDS:
         s = pat.sub(rep, s)
     s = s.replace(_DEGREE_MARK, "^{\\circ}")
+    m = _BARE_SET.fullmatch(s.strip())
+    if m is not None and not s.strip().startswith("\\{"):
+        s = "\\{" + m.group("body") + "\\}"
     s = s.replace("$", "")
     s = _SPACES.sub(" ", s).strip()
     while s.endswith(".") and not s.endswith(".."):

@@ -17,7 +17,7 @@ from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
 from hero_service.verify import worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
-from hero_service.verify.forms import components
+from hero_service.verify.forms import bracketed, components
 from hero_service.verify.intervals import parse_set
 from hero_service.verify.normalize import (
     brace_args,
@@ -99,8 +99,10 @@ _CHOICE_REF = re.compile(r"\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?\
 def _guard(reference: str, answer: str) -> str | None:
     """Known false positives of numeric comparison, caught before any grading."""
     ref_pm = any(p in reference for p in _PM)
-    if any(p in answer for p in _PM) and not ref_pm:
-        return "plus_minus"
+    listed = bracketed(reference)
+    parts = len(listed[1]) if listed is not None else len(components(reference))
+    if any(p in answer for p in _PM) and not ref_pm and parts < 2:
+        return "plus_minus"  # `\\pm 5` for `0, 5, -5` is a list: the components stage counts
     hedged = not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference)
     # "7 or 8", "x = 7 \\lor x \\neq 7"; a union of intervals is not a hedge, and the
     # parts of a multi-part reference are counted by the components stage

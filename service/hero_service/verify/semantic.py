@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hero_service.verify import forms, intervals, latex
+from hero_service.verify import equations, forms, intervals, latex
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate, exact_value
 from hero_service.verify.rounding import angle_equal, rounding_equal
@@ -39,6 +39,7 @@ _TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
 _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
 _PM = ("\\pm", "\\mp")
 _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
+_IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
 
 
@@ -95,8 +96,16 @@ def _leaf(ref: str, ans: str) -> Outcome:
     rv, av = (ref, ans) if keep else (rp.value, ap.value)
     av = forms.rename_params(rv, av)
     rrel, arel = _relation(rv), _relation(av)
+    if (rrel is None) != (arel is None):  # `\\angle A = 30^\\circ` vs `30^\\circ`: the value
+        side = _value_side(rv, ans_side=False) if arel is None else _value_side(av, True)
+        if side is not None:  # no `=` left in `side`: one more step at most
+            return compare(side, av) if arel is None else compare(rv, side)
     if rrel is not None or arel is not None:
         return _relations(rv, av, rrel, arel)
+    if intervals.looks_like_set(rv) or intervals.looks_like_set(av):  # a labelled set
+        got = _sets(rv, av)
+        if got is not None:
+            return got
     rs, as_ = strip_string(rv), strip_string(av)
     if rs and rs == as_:
         return Outcome("correct", "string")
@@ -106,6 +115,15 @@ def _leaf(ref: str, ans: str) -> Outcome:
     rn, an = exact_value(rv), exact_value(av)
     if rn is not None and an is not None and rn == an:
         return Outcome("correct", "numeric")
+    rr, ar = equations.ratio(rv), equations.ratio(av)
+    if rr is not None or ar is not None:  # `5:2` vs `10:4` or `2.5`
+        x, y = rr if rr is not None else rn, ar if ar is not None else an
+        if x is not None and y is not None:
+            return Outcome("correct" if x == y else "incorrect", "numeric", "ratio")
+    rf, af = equations.function_args(rv), equations.function_args(av)
+    if rf is not None and af is not None and rf[0] == af[0] and len(rf[1]) == len(af[1]):
+        args = [_leaf(x, y) for x, y in zip(rf[1], af[1], strict=True)]  # `f(0.5)`, `f(\\frac12)`
+        return _combine(args, "relation")
     for stage, fn in (("rounding", rounding_equal), ("angle", angle_equal)):
         got = fn(rv, av)
         if got is not None:
@@ -121,6 +139,23 @@ def _leaf(ref: str, ans: str) -> Outcome:
     if rw is not None and aw is not None:
         return Outcome("correct" if rw == aw else "incorrect", "text")
     return Outcome(None, "math_verify", None, ((rv, av),))
+
+
+_NAME_LIKE = re.compile(r"[^+\-^=<>]*")
+
+
+def _value_side(s: str, ans_side: bool) -> str | None:
+    """The value an equation names. An answer's `L = R` names R; a reference's only when L is a
+    name (`\\mathrm{BN}`, `\\cos\\alpha`, `f(10)`, `\\frac{AC}{BC}`), not an expression:
+    `x^2 + y^2 = 1` is an equation, not the value 1."""
+    side = equations.value_side(s)
+    if side is None or ans_side:
+        return side
+    left = s[: s.index("=")]
+    bare = re.sub(r"\\([^()]*\\)|_\\{[^{}]*\\}|_\\w", "", left)
+    if _NAME_LIKE.fullmatch(left) and not re.search(r"\\d", bare):
+        return side
+    return None
 
 
 def _relations(
@@ -142,6 +177,12 @@ def _relations(
         ):  # `A = 4` vs `A = 2`: one side the same, the other a different value
             return Outcome("incorrect", "relation", "relation_side")
         return Outcome(None, "math_verify", None, ((rv, av),))  # `y = 2x` vs `2x - y = 0`
+    dr, da = equations.difference(rparts, rops), equations.difference(aparts, aops)
+    if dr is not None and da is not None and dr[1] == da[1]:
+        c = equations.proportional(dr[0], da[0], positive=True)
+        if c is not None:  # `a - 3b \\ge 0` vs `b \\le \\frac{a}{3}`: exactly, by Math-Verify
+            scaled = f"\\frac{{{c.numerator}}}{{{c.denominator}}} ({da[0]})"
+            return Outcome(None, "relation", None, ((dr[0], scaled),))
     if len(rops) == len(aops):
         if rops == aops:
             pairs = list(zip(rparts, aparts, strict=True))
@@ -193,12 +234,39 @@ def _match_parts(rparts: list[str], aparts: list[str], unordered: bool) -> Outco
     if in_order.status != "incorrect" or not unordered:
         return in_order
     left = list(aparts)
+    pending: list[tuple[str, str]] = []
     for x in rparts:  # unordered: each reference part matches a distinct answer part
         hit = next((y for y in left if _leaf(x, y).status == "correct"), None)
-        if hit is None:
-            return in_order
+        if (
+            hit is None
+        ):  # `\\frac{-1+\\sqrt5}{2}` vs `\\frac{\\sqrt5-1}{2}`: same value, the CAS decides
+            hit = next((y for y in left if _same_float(x, y) and _leaf(x, y).pending), None)
+            if hit is None:
+                return in_order
+            pending.extend(_leaf(x, hit).pending)
         left.remove(hit)
+    if pending:
+        return Outcome(None, "components", None, tuple(pending))
     return Outcome("correct", "components")
+
+
+def _same_float(x: str, y: str) -> bool:
+    a, b = evaluate(x), evaluate(y)
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _expand_pm(s: str) -> str:
+    """`0, \\pm 5` -> `0, 5, -5`; `\\{\\frac{\\sqrt5 \\pm 1}{2}\\}` -> both values."""
+    if not any(p in s for p in _PM):
+        return s
+    inner = latex.strip_outer(s, (("\\{", "\\}"),))
+    body = inner[1] if inner is not None else s
+    parts = []
+    for c in forms.components(body):
+        both = equations.expand_pm(c)
+        parts.extend(both if both is not None else [c])
+    out = ", ".join(parts)
+    return f"\\{{{out}\\}}" if inner is not None else out
 
 
 def compare(ref: str, ans: str) -> Outcome:
@@ -213,14 +281,32 @@ def compare(ref: str, ans: str) -> Outcome:
         got = _sets(ref, ans)
         if got is not None:
             return got
+    ref, _ = forms.cut_quantifier(ref)  # `f(x) = x \\forall x`, `... for constants k, m`
+    ans, declared = forms.cut_quantifier(ans)
+    (ref, rdom), (ans, adom) = forms.split_domain(ref), forms.split_domain(ans)
+    if rdom is not None and adom is not None:  # `(x \\ge -1)` vs `, x \\in [-1, \\infty)`
+        dom = _sets(rdom, adom)
+        if dom is not None and dom.status == "incorrect":
+            return Outcome("incorrect", "interval", "domain")
+    if declared:
+        ans = forms.rename_declared(ref, ans, declared)
+    if rdom is not None or adom is not None or declared:
+        sr, sa = strip_string(ref), strip_string(ans)
+        if sr and sr == sa:
+            return Outcome("correct", "string")
     ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
+    ref, ans = equations.expand_chain(ref) or ref, equations.expand_chain(ans) or ans
+    ref, ans = _expand_pm(ref), _expand_pm(ans)
     if any(p in ref or p in ans for p in _PM):
-        return Outcome(None, "math_verify", None, ((ref, ans),))  # `\\pm 2` vs `2, -2`
+        return Outcome(None, "math_verify", None, ((ref, ans),))  # two signs: the CAS's job
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
         ref, ans = rt, at  # a vector against a tuple; two matrices stay matrices
     if _THOUSANDS.fullmatch(ans.strip()) and not _THOUSANDS.fullmatch(ref.strip()):
         ans = ans.replace("{,}", "").replace(",", "")
+    elif _THOUSANDS.fullmatch(ref.strip()) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", ans):
+        ref = ref.replace("{,}", "").replace(",", "")  # `81,213` vs `81213`
+    ans = _IN_SET.sub("", ans, count=1)  # `a \\in \\{-8, 2\\}` is the list `-8, 2`
     rb, ab = forms.bracketed(ref), forms.bracketed(ans)
     rc, ac = forms.components(ref), forms.components(ans)
     if rb is not None and ab is not None:
@@ -238,4 +324,6 @@ def compare(ref: str, ans: str) -> Outcome:
             return Outcome("incorrect", "components", "component_count")
         unordered = bool(re.search(r"\bor\b", ref)) or len({forms.part(x).name for x in rc}) == 1
         return _match_parts(rc, ac, unordered)
+    if len(rc) == 1 and len(ac) == 1:  # without a qualifier such as `, k \\in \\mathbb{Z}`
+        ref, ans = rc[0], ac[0]
     return _leaf(ref, ans)
