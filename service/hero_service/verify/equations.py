@@ -16,6 +16,7 @@ Input is in `notation.canonical` form. Pure, bounded: no evaluation of model tex
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from fractions import Fraction
@@ -28,6 +29,7 @@ __all__ = [
     "expand_chain",
     "expand_pm",
     "function_args",
+    "progression",
     "proportional",
     "ratio",
     "value_side",
@@ -146,3 +148,22 @@ def difference(parts: list[str], ops: list[str]) -> tuple[str, str] | None:
         left, right = right, left
         return f"({left}) - ({right})", _FLIP[ops[0]]
     return f"({left}) - ({right})", ops[0]
+
+
+def progression(parts: list[str]) -> tuple[Fraction, Fraction, Fraction | None] | None:
+    """`0, 1, 2, \\dots, 45` -> (start, step, last); `1, 3, 5, \\dots` -> (1, 2, None).
+    An arithmetic progression of exact numbers around one `\\dots`, else None."""
+    dots = [i for i, p in enumerate(parts) if p.strip() == "\\dots"]
+    if len(dots) != 1 or dots[0] < 2 or dots[0] < len(parts) - 2:
+        return None
+    try:
+        head = [Fraction(p.strip()) for p in parts[: dots[0]]]
+        last = Fraction(parts[-1].strip()) if dots[0] == len(parts) - 2 else None
+    except ValueError:
+        return None
+    step = head[1] - head[0]
+    if step == 0 or any(b - a != step for a, b in itertools.pairwise(head)):
+        return None
+    if last is not None and ((last - head[0]) / step < len(head) - 1 or (last - head[0]) % step):
+        return None
+    return head[0], step, last

@@ -68,6 +68,9 @@ _QUANTIFIER = re.compile(
     r"\\forall(?![A-Za-z])|\\text\{\s*(?:for|where)\b[^{}]*\}|\bfor\s+(?:all|any|every|each|some)\b"
     r"|\\text\{\s*(?:with|and)\s+(?:arbitrary\s+)?(?:constants?|parameters?)\b[^{}]*\}"
 )
+_RANGE_TAIL = re.compile(
+    r"[,;]\s*(?P<v>[A-Za-z])\s*=\s*-?\d+\s*,\s*-?\d+\s*(?:,\s*-?\d+\s*)*,\s*\\dots\s*$"
+)
 # a trailing domain condition: `2-\sqrt{x+1} (x \ge -1)`, `y = 12-2x (3 < x < 6)`
 _DOMAIN_PAREN = re.compile(
     r"^(?P<main>.+?)\s*\((?P<cond>[^()]*(?:<|>|\\le |\\ge |\\in |\\neq )[^()]*)\)\s*$"
@@ -179,6 +182,9 @@ def bracketed(s: str) -> tuple[str, list[str], str] | None:
 def cut_quantifier(s: str) -> tuple[str, set[str]]:
     """`f(x) = kx + m \\text{ for constants } k, m \\in \\mathbb{R}` -> (`f(x) = kx + m`,
     {k, m}): the answer without its quantifier tail, and the letters the tail declares."""
+    m = _RANGE_TAIL.search(s)  # `(x^2+x+1)^k, k = 0, 1, 2, \\dots`
+    if m is not None and m.start() > 0:
+        return s[: m.start()].rstrip(), {m.group("v")}
     depth = depths(s)
     for m in _QUANTIFIER.finditer(s):
         if depth[m.start()] == 0 and m.start() > 0:

@@ -30,6 +30,11 @@ _CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
 _CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
 _NUM = r"(\d+(?:\.\d+)?)"
 _COMMANDS = [
+    # upright constants, names and wrapped commands: `2\mathrm{i}`, `\mathrm{BN}`,
+    # `\text{\pi}` (from `\text{π}`), `90^\text{\circ}` (from a repaired tab)
+    (re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([ie])\s*\}"), r"\1"),
+    (re.compile(r"\\(?:mathrm|text)\s*\{\s*(\\[A-Za-z]+)\s*\}"), r"\1 "),
+    (re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([A-Z]{2,4})\s*\}"), r"\1"),
     (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])"), r"\\le "),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])"), r"\\ge "),
     (re.compile(r"\\(?:neq|ne)(?![A-Za-z])"), r"\\neq "),
@@ -54,9 +59,6 @@ _COMMANDS = [
     (re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])"), r"\1 \\times 10^{\2}"),
     (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),
-    # upright constants and wrapped commands: `2\mathrm{i}`, `\text{\pi}` (from `\text{π}`)
-    (re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([ie])\s*\}"), r"\1"),
-    (re.compile(r"\\(?:mathrm|text)\s*\{\s*(\\[A-Za-z]+)\s*\}"), r"\1 "),
     (re.compile(r"\\(?:ldots|cdots|dotsc|dotsb)(?![A-Za-z])|\.\.\.|…"), r"\\dots "),
     # `2 to 1`, `3 \text{ to } 1`: a ratio
     (re.compile(rf"(?<![\w.]){_NUM}\s*(?:\\text\{{\s*to\s*\}}|to)\s*{_NUM}(?![\w.])"), r"\1:\2"),

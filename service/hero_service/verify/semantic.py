@@ -125,9 +125,9 @@ def _leaf(ref: str, ans: str) -> Outcome:
         args = [_leaf(x, y) for x, y in zip(rf[1], af[1], strict=True)]  # `f(0.5)`, `f(\\frac12)`
         return _combine(args, "relation")
     for stage, fn in (("rounding", rounding_equal), ("angle", angle_equal)):
-        got = fn(rv, av)
-        if got is not None:
-            return Outcome("correct" if got else "incorrect", stage)
+        same = fn(rv, av)
+        if same is not None:
+            return Outcome("correct" if same else "incorrect", stage)
     if rn is not None and an is not None:
         return Outcome("incorrect", "numeric")
     re_, ae = evaluate(rv), evaluate(av)
@@ -230,19 +230,28 @@ def _match_parts(rparts: list[str], aparts: list[str], unordered: bool) -> Outco
     if named and sorted(map(str, rnames)) == sorted(map(str, anames)):  # match by name
         by = {p.name: p for p in ap}
         return _combine([_leaf(x.value, by[x.name].value) for x in rp], "components")
+    if unordered:  # each reference part matches a distinct answer part, in any order
+        got = _unordered(rparts, aparts)
+        if got is not None and got.status == "correct":
+            return got
     in_order = _combine([_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)], "components")
     if in_order.status != "incorrect" or not unordered:
         return in_order
+    got = _unordered(rparts, aparts)
+    return in_order if got is None else got
+
+
+def _unordered(rparts: list[str], aparts: list[str]) -> Outcome | None:
+    """A one-to-one matching: decided parts first; then parts of the same float value
+    (`\\frac{-1+\\sqrt5}{2}` vs `\\frac{\\sqrt5-1}{2}`) left to the CAS. None: no matching."""
     left = list(aparts)
     pending: list[tuple[str, str]] = []
-    for x in rparts:  # unordered: each reference part matches a distinct answer part
+    for x in rparts:
         hit = next((y for y in left if _leaf(x, y).status == "correct"), None)
-        if (
-            hit is None
-        ):  # `\\frac{-1+\\sqrt5}{2}` vs `\\frac{\\sqrt5-1}{2}`: same value, the CAS decides
+        if hit is None:
             hit = next((y for y in left if _same_float(x, y) and _leaf(x, y).pending), None)
             if hit is None:
-                return in_order
+                return None
             pending.extend(_leaf(x, hit).pending)
         left.remove(hit)
     if pending:
@@ -302,13 +311,19 @@ def compare(ref: str, ans: str) -> Outcome:
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
         ref, ans = rt, at  # a vector against a tuple; two matrices stay matrices
-    if _THOUSANDS.fullmatch(ans.strip()) and not _THOUSANDS.fullmatch(ref.strip()):
+    if _THOUSANDS.fullmatch(ans.strip()):
         ans = ans.replace("{,}", "").replace(",", "")
+        if _THOUSANDS.fullmatch(ref.strip()):  # `81,213` vs `81{,}213`
+            ref = ref.replace("{,}", "").replace(",", "")
     elif _THOUSANDS.fullmatch(ref.strip()) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", ans):
         ref = ref.replace("{,}", "").replace(",", "")  # `81,213` vs `81213`
     ans = _IN_SET.sub("", ans, count=1)  # `a \\in \\{-8, 2\\}` is the list `-8, 2`
     rb, ab = forms.bracketed(ref), forms.bracketed(ans)
     rc, ac = forms.components(ref), forms.components(ans)
+    pr = equations.progression(rb[1] if rb is not None else rc)
+    pa = equations.progression(ab[1] if ab is not None else ac)
+    if pr is not None and pa is not None:  # `0, 1, 2, \\dots, 45` vs `\\{0, 1, \\dots, 45\\}`
+        return Outcome("correct" if pr == pa else "incorrect", "components", "progression")
     if rb is not None and ab is not None:
         if len(rb[1]) != len(ab[1]) or (rb[0], rb[2]) != (ab[0], ab[2]):
             return Outcome("incorrect", "components", "tuple_shape")

@@ -1,0 +1,180 @@
+"""Answers that name the reference's value another way (verify/equations.py, the quantifier,
+domain and parameter rules of verify/forms.py, `|x|` and exclusions in verify/intervals.py),
+found on a blind set of model-style responses (tests/data/model_answers_*.jsonl). Each family
+has its near misses, end to end through the RuleVerifier with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from fractions import Fraction
+
+import pytest
+
+from hero_service.metrics import Metrics
+from hero_service.verify import equations, forms
+from hero_service.verify.notation import canonical
+from hero_service.verify.pool import VerifierPool
+from hero_service.verify.rules import RuleVerifier
+
+EQUIVALENT = [
+    # an equation against the value it names (the answer's side, or a named reference)
+    (r"30^\circ", r"\angle A = 30^\circ"),
+    (r"\frac{\pi}{4}", r"\angle BAC = 45°"),
+    (r"\cos \alpha = -\frac{4}{5}", r"-0.8"),
+    (r"\mathrm{BN} = 6 \sqrt{3}", r"6\sqrt{3}"),
+    (r"\mathrm{BN} = 6 \sqrt{3}", r"BN = 6√3"),
+    (r"f(10) = 1", r"1"),
+    (r"2", r"\frac{AC}{BC}=2"),
+    (r"\frac{4\sqrt{3} + 3}{10}", r"\sin\left(2\alpha+\frac{\pi}{3}\right)=0.3+0.4\sqrt{3}"),
+    # chains and tuples of names
+    (r"a = b = 2", r"a=2,\ b=2"),
+    (r"a = b = 2", r"(a,b)=(2,2)"),
+    # ratios
+    (r"5:2", r"CO:ON=5:2"),
+    (r"5:2", r"2.5"),
+    (r"2:1", r"4:2"),
+    (r"3:1", r"3 \text{ to } 1"),
+    # one sign symbol: a list of two values
+    (r"0, 5, -5", r"0,\ \pm 5"),
+    (
+        r"\left\{ \dfrac {-1+ \sqrt {5}}{2}, \dfrac {1+ \sqrt {5}}{2} \right\}",
+        r"\{\frac{\sqrt{5}\pm 1}{2}\}",
+    ),
+    (
+        r"\left\{ \dfrac {-1+ \sqrt {5}}{2}, \dfrac {1+ \sqrt {5}}{2} \right\}",
+        r"\left\{\frac{1+\sqrt5}{2},\ \frac{\sqrt5-1}{2}\right\}",
+    ),
+    (r"y=\pm\frac{\sqrt{3}}{3}(x-3)", r"y=\pm\frac{1}{\sqrt{3}}(x-3)"),
+    # quantifier tails and declared parameters
+    (r"f(x) = ax + b", r"f(x) = kx + m \text{ for constants } k, m \in \mathbb{R}"),
+    (r"f(x) = x", r"f(x)=x\ \forall x\in\mathbb{R}"),
+    (r"a_n = n \quad \forall n", r"a_n=n \text{ for all } n\in\mathbb{N}^+"),
+    (
+        r"P(x) = (x^2 + x + 1)^n \text{ for any } n \in \mathbb{N} \cup \{0\}",
+        r"P(x)=(x^2+x+1)^k,\ k=0,1,2,\dots",
+    ),
+    (r"(d, 2d, 3d) \text{ or } (d, 3d, 6d)", r"(t,3t,6t), (t,2t,3t) \text{ for any } t"),
+    (
+        r"x = \frac{\pi}{16}(4k + 1), \quad k \in \mathbb{Z}",
+        r"x=\frac{\pi}{16}+\frac{k\pi}{4},\ k\in\mathbb{Z}",
+    ),
+    # domain conditions
+    (r"2- \sqrt{x+1} \ (x\geqslant -1)", r"2-\sqrt{x+1},\quad x \geq -1"),
+    (r"y=12-2x(3 < x < 6)", r"y=12-2x,\ x\in(3,6)"),
+    # sets
+    (r"(-\infty, -2) \cup (2, +\infty)", r"|x|>2"),
+    (r"-\frac{\sqrt{6}}{3} \leq a \leq \frac{\sqrt{6}}{3}", r"|a| \le \frac{\sqrt{6}}{3}"),
+    (r"-2\sqrt{2}<a<2\sqrt{2}\text{ and }a\neq 0", r"(-2\sqrt2, 0) \cup (0, 2\sqrt2)"),
+    (r"{x|-2 < x < 3}", r"(-2, 3)"),
+    (r"{x|-2 < x < 3}", r"-2<x<3"),
+    (r"\mathbb{R}", r"\{x \mid x\in\mathbb{R}\}"),
+    (r"\{x|0<x<1\}", r"\complement_U(A\cup B)=\{x\in\mathbb{R} : 0<x<1\}"),
+    (r"2 \text{ or } -8", r"a\in\{-8,\,2\}"),
+    # relations that differ by moving terms or a positive factor
+    (r"a - 3b \geq 0", r"a \geq 3b"),
+    (r"a - 3b \geq 0", r"b\le \dfrac{a}{3}"),
+    (r"a - 3b \geq 0", r"3b \leqslant a"),
+    (r"f(4) > f(0.5) > f(1)", r"f(4) > f(\frac{1}{2}) > f(1)"),
+    # lists and numbers
+    (r"0, 1, 2, \ldots, 45", r"\{0,1,2,\dots,45\}"),
+    (r"0, 1, 2, \ldots, 45", r"S\in\{0,1,\dots,45\}"),
+    (r"81,213", r"81213"),
+    (r"81,213", r"81{,}213"),
+    (r"2i", r"2\mathrm{i}"),
+    (
+        r"90^	ext{\circ} \text{ or } 30^	ext{\circ}",
+        r"\frac{\pi}{2} \text{ or } \frac{\pi}{6}",
+    ),
+]
+
+NOT_EQUIVALENT = [
+    (r"30^\circ", r"\angle A = 60^\circ"),
+    (r"\cos \alpha = -\frac{4}{5}", r"0.8"),
+    (r"x^2 + y^2 = 1", r"1"),  # an equation is not the value of its right side
+    (r"\mathrm{BN} = 6 \sqrt{3}", r"BN = 3\sqrt{6}"),
+    (r"a = b = 2", r"a=2,\ b=3"),
+    (r"a = b = 2", r"(a,b)=(2,3)"),
+    (r"5:2", r"2:5"),
+    (r"5:2", r"0.4"),
+    (r"11:00", r"11"),
+    (r"0, 5, -5", r"\pm 5"),
+    (r"5", r"\pm 5"),
+    (
+        r"\left\{ \dfrac {-1+ \sqrt {5}}{2}, \dfrac {1+ \sqrt {5}}{2} \right\}",
+        r"\{\frac{\sqrt{5}\pm 1}{3}\}",
+    ),
+    (r"f(x) = ax + b", r"f(x) = kx + m"),  # undeclared letters are never renamed
+    (r"2a + b", r"2b + a \text{ for constants } a, b"),
+    (r"f(x) = x", r"f(x)=2x\ \forall x\in\mathbb{R}"),
+    (
+        r"x = \frac{\pi}{16}(4k + 1), \quad k \in \mathbb{Z}",
+        r"x=\frac{\pi}{16}+\frac{k\pi}{2},\ k\in\mathbb{Z}",
+    ),
+    (r"2- \sqrt{x+1} \ (x\geqslant -1)", r"2+\sqrt{x+1}\ (x\ge-1)"),
+    (r"2- \sqrt{x+1} \ (x\geqslant -1)", r"2-\sqrt{x+1},\ x > -1"),
+    (r"(-\infty, -2) \cup (2, +\infty)", r"|x| \ge 2"),
+    (r"[-3, 3]", r"|a| < 3"),
+    (r"-2\sqrt{2}<a<2\sqrt{2}\text{ and }a\neq 0", r"(-2\sqrt2, 2\sqrt2)"),
+    (r"{x|-2 < x < 3}", r"[-2, 3)"),
+    (r"\{x|0<x<1\}", r"\complement_U(A\cup B)=\{x\in\mathbb{R} : 0 \le x<1\}"),
+    (r"2 \text{ or } -8", r"a\in\{-8,\,3\}"),
+    (r"a - 3b \geq 0", r"a \le 3b"),
+    (r"a - 3b \geq 0", r"a - 3b > 0"),
+    (r"a - 3b \geq 0", r"b \ge \frac{a}{3}"),
+    (r"f(4) > f(0.5) > f(1)", r"f(4) > f(1) > f(\frac{1}{2})"),
+    (r"0, 1, 2, \ldots, 45", r"\{0,1,\dots,44\}"),
+    (r"0, 1, 2, \ldots, 45", r"0, 2, 4, \dots, 44"),
+    (r"81,213", r"81214"),
+    (r"2i", r"-2\mathrm{i}"),
+]
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[RuleVerifier]:
+    loop = asyncio.new_event_loop()
+    pool = VerifierPool(2, 10.0, 500, 1536, 10_000)
+    loop.run_until_complete(pool.warm_up())
+    rv = RuleVerifier(pool, Metrics(), cache_size=0)
+    rv._test_loop = loop  # type: ignore[attr-defined]
+    yield rv
+    pool.close()
+    loop.close()
+
+
+def _label(rv: RuleVerifier, ref: str, ans: str) -> tuple[int, str, str | None]:
+    loop: asyncio.AbstractEventLoop = rv._test_loop  # type: ignore[attr-defined]
+    v = loop.run_until_complete(
+        rv.verify_group(ref, [f"So the answer is $\\boxed{{{ans}}}$."], "cascade")
+    )[0]
+    return v.label, v.status, v.stage
+
+
+@pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
+def test_equivalent_forms_are_correct(verifier: RuleVerifier, ref: str, ans: str) -> None:
+    label, status, stage = _label(verifier, ref, ans)
+    assert (label, status) == (1, "correct"), (status, stage)
+
+
+@pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
+def test_near_misses_are_not_correct(verifier: RuleVerifier, ref: str, ans: str) -> None:
+    label, status, stage = _label(verifier, ref, ans)
+    assert label == 0, (status, stage)
+
+
+def test_pure_helpers() -> None:
+    assert equations.expand_pm(r"\frac{\sqrt5 \pm 1}{2}") == [
+        r"\frac{\sqrt5 + 1}{2}",
+        r"\frac{\sqrt5 - 1}{2}",
+    ]
+    assert equations.expand_pm(r"\pm 1 \pm 2") is None  # two signs: four values
+    assert equations.expand_chain("a = b = 2") == "a = 2, b = 2"
+    assert equations.expand_chain("x = y = z") is None
+    assert equations.ratio("10:4") == Fraction(5, 2) and equations.ratio("11:00") is None
+    assert equations.progression(["1", "3", "5", r"\dots"]) == (1, 2, None)
+    assert equations.progression(["1", "3", "6", r"\dots"]) is None
+    c = equations.proportional("(a) - (3b)", "(a/3) - (b)", positive=True)
+    assert c == 3
+    assert equations.proportional("(a) - (3b)", "(3b) - (a)", positive=True) is None
+    assert forms.cut_quantifier(canonical(r"f(x)=x \text{ for all } x")) == ("f(x)=x", {"x"})
+    assert forms.split_domain("x^2, y > 0") == ("x^2, y > 0", None)  # y is not in x^2
