@@ -63,12 +63,14 @@ async def test_scoring_is_cancelled_when_every_waiter_leaves(
     await asyncio.wait_for(pipeline.started.wait(), 30)  # the group is full: being scored
     r = rs.client()
     assert r.get(next(k for k in r.keys(f"*{job}*") if k.endswith(":w"))) == "2"
+    assert (bar.open_groups, bar.pending_samples) == (1, 2)  # this replica's gauges
     for g in gone:  # both clients disconnect
         g.set_result(None)
     for w in waiters:
         with pytest.raises(ClientGone):
             await asyncio.wait_for(w, 30)
     await asyncio.wait_for(pipeline.cancelled.wait(), 30)  # the watcher cancels it
+    assert (bar.open_groups, bar.pending_samples) == (0, 0)
     for _ in range(100):  # bounded: the scorer deletes the keys right after the cancel
         if not r.keys(f"*{job}*"):
             break

@@ -76,7 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # redis-py is an extra: imported only when a Redis barrier is configured
             from hero_service.api.shared import SharedBarrier
 
-            rt.shared = SharedBarrier(settings, metrics, rt.pipeline)
+            shared = rt.shared = SharedBarrier(settings, metrics, rt.pipeline)
+            # the gauges count this replica's waiting samples, in either barrier
+            metrics.barrier_open_groups.set_function(
+                lambda: barrier.open_groups + shared.open_groups
+            )
+            metrics.barrier_pending_samples.set_function(
+                lambda: barrier.pending_samples + shared.pending_samples
+            )
         log.info("hero service ready (rm=%s, verifier=%s)", scorer.name, settings.verifier)
         try:
             yield

@@ -88,8 +88,16 @@ class Barrier:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        metrics.barrier_open_groups.set_function(lambda: self._n_open)
-        metrics.barrier_pending_samples.set_function(lambda: self._n_pending)
+        metrics.barrier_open_groups.set_function(lambda: self.open_groups)
+        metrics.barrier_pending_samples.set_function(lambda: self.pending_samples)
+
+    @property
+    def open_groups(self) -> int:
+        return self._n_open
+
+    @property
+    def pending_samples(self) -> int:
+        return self._n_pending
 
     # -- intake --------------------------------------------------------------------------
     async def submit(self, s: SampleIn, gone: Gone | None = None) -> SampleOutcome:

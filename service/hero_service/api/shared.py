@@ -39,6 +39,7 @@ from hero_service.api.groups import (
     sample_digest,
     shaping_key,
 )
+from hero_service.api.shared_lua import ADD, CLAIM, GEN, KEEP, LEAVE
 from hero_service.config import Settings
 from hero_service.errors import (
     STATUS,
@@ -53,60 +54,6 @@ from hero_service.pipeline import Pipeline
 from hero_service.result import Scored
 from hero_service.state import payload_digest
 
-# KEYS s m c w; ARGV slot sample meta ttl -> {outcome, stored sample or count, claim, meta}
-_ADD = """
-local c = redis.call('GET', KEYS[3])
-if c and string.sub(c, 1, 7) == 'failed:' then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]); c = false
-end
-local have = redis.call('HGET', KEYS[1], ARGV[1])
-if have then
-  redis.call('INCR', KEYS[4]); redis.call('EXPIRE', KEYS[4], ARGV[4])
-  return {'have', have, c or '', redis.call('GET', KEYS[2]) or ''}
-end
-if c then return {'late', '', c, ''} end
-if redis.call('EXISTS', KEYS[1]) == 0 then  -- a new (or emptied) group starts its clock
-  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('INCR', KEYS[4]); redis.call('EXPIRE', KEYS[4], ARGV[4])
-return {'added', tostring(redis.call('HLEN', KEYS[1])), '', redis.call('GET', KEYS[2])}
-"""
-# KEYS s c; ARGV token ttl -> {} if taken, else the frozen samples (HGETALL)
-_CLAIM = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
-redis.call('SET', KEYS[2], 'scoring:' .. ARGV[1], 'EX', ARGV[2])
-local all = redis.call('HGETALL', KEYS[1])
-table.insert(all, 1, 'ok')
-return all
-"""
-# KEYS g; ARGV seen new: the current generation of a reusable key, rolled over when `seen`
-# (already claimed) is still current. Generation ids are random: a scored group's
-# request id never collides with a later group of the same prompt.
-_GEN = """
-local g = redis.call('GET', KEYS[1])
-if (not g) or g == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]); return ARGV[2]
-end
-return g
-"""
-# KEYS s m c w; ARGV drop: one waiter leaves; the last one drops an unclaimed group
-# (ARGV drop = 0 on shutdown: the samples stay for the retries) -> 1 if dropped
-_LEAVE = """
-local n = redis.call('DECR', KEYS[4])
-if n > 0 then return 0 end
-redis.call('DEL', KEYS[4])
-if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
-  return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
-end
-return 0
-"""
-# KEYS c; ARGV value ttl: extend the claim only while it is still ours
-_KEEP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 log = logging.getLogger("hero_service.api.shared")
 _CLAIM_TTL_S = 6  # refreshed every 2 s while scoring; a dead scorer's lapses in <= 6 s
 _WATCH_S = 0.5  # how often a scorer checks that someone still waits on its group
@@ -124,13 +71,22 @@ class SharedBarrier:
             socket_timeout=settings.state_timeout_s,
             socket_connect_timeout=settings.state_timeout_s,
         )
-        self._add = self.r.register_script(_ADD)
-        self._claim = self.r.register_script(_CLAIM)
-        self._gen = self.r.register_script(_GEN)
-        self._keep = self.r.register_script(_KEEP)
-        self._leave = self.r.register_script(_LEAVE)
+        self._add = self.r.register_script(ADD)
+        self._claim = self.r.register_script(CLAIM)
+        self._gen = self.r.register_script(GEN)
+        self._keep = self.r.register_script(KEEP)
+        self._leave = self.r.register_script(LEAVE)
         self._closing = False
         self._scoring: set[asyncio.Task[None]] = set()
+        self._waiting: dict[str, int] = {}  # group key -> samples waiting on this replica
+
+    @property
+    def open_groups(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def pending_samples(self) -> int:
+        return sum(self._waiting.values())
 
     def _base(self, s: SampleIn) -> str:
         return f"{self.settings.redis_key_prefix}bar:{len(s.job_id)}:{s.job_id}:{s.group_key}"
@@ -189,6 +145,7 @@ class SharedBarrier:
         if out == "late":
             self.metrics.barrier_samples.labels("late").inc()
             return self._from_claim(s, slot, digest, claim, 0.0)
+        self._waiting[keys[0]] = self._waiting.get(keys[0], 0) + 1
         try:  # this request now counts as a waiter (:w) until it leaves
             if out == "have" and json.loads(arg)["digest"] != digest:
                 raise Conflict(
@@ -205,6 +162,9 @@ class SharedBarrier:
                 self.metrics.barrier_samples.labels("joined").inc()
             return await self._wait(s, gen, slot, digest, stored, gone)
         finally:
+            self._waiting[keys[0]] -= 1
+            if not self._waiting[keys[0]]:
+                del self._waiting[keys[0]]
             await asyncio.shield(self._left(keys))
 
     async def _left(self, keys: tuple[str, str, str, str]) -> None:
