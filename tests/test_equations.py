@@ -127,6 +127,12 @@ NOT_EQUIVALENT = [
     (r"0, 1, 2, \ldots, 45", r"0, 2, 4, \dots, 44"),
     (r"81,213", r"81214"),
     (r"2i", r"-2\mathrm{i}"),
+    (r"z \in [-5, 5]", r"-5 \leq x + y < 5"),
+    (r"z \in [-5, 5]", r"-5 \leq 2x + y \leq 5"),
+    (r"The solution set is } (0,  \infty)", r"x \ge 0"),
+    (r"the line x = -1", r"x - 1 = 0"),
+    (r"y = 2x + 1", r"2x - y - 1 = 0"),
+    (r"x^2+y^2=1", r"x^2+y^2=2"),
 ]
 
 

@@ -140,8 +140,8 @@ def proportional(left: str, right: str, positive: bool) -> Fraction | None:
 
 def difference(parts: list[str], ops: list[str]) -> tuple[str, str] | None:
     """`L op R` as (`(L) - (R)`, op with `L - R` on the left of `op 0`), `\\le`/`<` flipped
-    to `\\ge`/`>` by negating; None for chains and `=`/`\\neq`."""
-    if len(parts) != 2 or ops[0] not in _FLIP:
+    to `\\ge`/`>` by negating; None for chains and `\\neq`."""
+    if len(parts) != 2 or ops[0] not in (*_FLIP, "="):
         return None
     left, right = parts
     if ops[0] in ("<", "\\le"):

@@ -42,6 +42,7 @@ _BUILDER = re.compile(r"\\\{\s*(?P<v>[^|:]{1,20}?)\s*(?:\||:)\s*(?P<c>.*)\\\}")
 _MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
 _INTERVAL = re.compile(r"(?P<l>[(\[])(?P<a>[^,;]+)[,;](?P<b>[^,;]+)(?P<r>[)\]])")
 _REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)")
+_SUM = re.compile(r"\s*[a-z](?:\s*[-+]\s*[a-z]){1,3}\s*")
 _ABS = re.compile(r"\s*\|\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\|\s*")
 _DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
 
@@ -92,6 +93,8 @@ def _inequality(s: str) -> list[Interval] | None:
         if op in ("<", "\\le"):
             return [Interval(_NINF, b, False, op == "\\le")]
         return [Interval(b, _INF, op == "\\ge", False)]
+    if len(parts) == 3 and not var_at and _SUM.fullmatch(parts[1]):
+        var_at = [1]  # `-5 \\le x + y \\le 5`: the bounds of one quantity
     if len(parts) == 3 and var_at == [1] and "\\neq" not in ops:
         if ops[0] in (">", "\\ge") and ops[1] in (">", "\\ge"):
             parts, ops = parts[::-1], [_flip(ops[1]), _flip(ops[0])]

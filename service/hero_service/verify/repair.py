@@ -2,8 +2,9 @@
 
 A reference is trusted data; its damage is mechanical: `"\\frac"` written as `"\frac"` in
 JSON decodes to a form feed + `rac`, `"\text"` to a tab + `ext`, `"\neq"` to a newline +
-`eq`. Doubled backslashes before a command, `$,$` between parts, and an unmatched closing
-brace at the end are undone too. The response is never repaired: it is not trusted.
+`eq`. Doubled backslashes before a command, `$,$` between parts, an unmatched closing
+brace at the end, and a leading phrase (`The solution set is`, `the line`) are undone too.
+The response is never repaired: it is not trusted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ _DOUBLED = re.compile(
     r")(?![A-Za-z]))"
 )
 _DOLLAR_SEP = re.compile(r"\$\s*([,;])\s*\$")
+# a sentence around the answer: `The solution set is } (0, \infty)`, `the line x = -1`
+_LEAD = re.compile(
+    r"^\s*(?:(?:the|its)\s+)?(?:solution\s+set|solutions?|answer|result|range|domain|line|point)\b"
+    r"(?:\s+(?:is|are))?\s*:?\s*\}?\s*(?=[-(\[\\{$0-9A-Za-z])",
+    re.IGNORECASE,
+)
 
 
 def _fix(m: re.Match[str]) -> str:
@@ -49,6 +56,9 @@ def repair_reference(ref: str) -> str:
     s = _CONTROL.sub(_fix, ref)
     s = _DOUBLED.sub(r"\\", s)
     s = _DOLLAR_SEP.sub(r"\1 ", s)
+    lead = _LEAD.match(s)
+    if lead is not None and re.search(r"[\d=<>()\[\]\\]", s[lead.end() :]):
+        s = s[lead.end() :]
     if s.rstrip().endswith("}"):
         t = s.rstrip()
         if (len(t) - 1) not in match_braces(t).values() and not t.endswith("\\}"):

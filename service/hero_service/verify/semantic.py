@@ -167,6 +167,12 @@ def _relations(
     if rrel is None or arel is None:
         return Outcome("incorrect", "relation", "relation_mismatch")
     (rparts, rops), (aparts, aops) = rrel, arel
+    dr, da = equations.difference(rparts, rops), equations.difference(aparts, aops)
+    if dr is not None and da is not None and dr[1] == da[1]:  # `x + 1 = 0` vs `x = -1` too
+        c = equations.proportional(dr[0], da[0], positive=dr[1] != "=")
+        if c is not None:  # `a - 3b \\ge 0` vs `b \\le \\frac{a}{3}`: exactly, by Math-Verify
+            scaled = f"\\frac{{{c.numerator}}}{{{c.denominator}}} ({da[0]})"
+            return Outcome(None, "relation", None, ((dr[0], scaled),))
     if rops == ["="] and aops == ["="]:
         sides = [_leaf(x, y) for x, y in zip(rparts, aparts, strict=True)]
         same = _combine(sides, "relation")
@@ -177,12 +183,6 @@ def _relations(
         ):  # `A = 4` vs `A = 2`: one side the same, the other a different value
             return Outcome("incorrect", "relation", "relation_side")
         return Outcome(None, "math_verify", None, ((rv, av),))  # `y = 2x` vs `2x - y = 0`
-    dr, da = equations.difference(rparts, rops), equations.difference(aparts, aops)
-    if dr is not None and da is not None and dr[1] == da[1]:
-        c = equations.proportional(dr[0], da[0], positive=True)
-        if c is not None:  # `a - 3b \\ge 0` vs `b \\le \\frac{a}{3}`: exactly, by Math-Verify
-            scaled = f"\\frac{{{c.numerator}}}{{{c.denominator}}} ({da[0]})"
-            return Outcome(None, "relation", None, ((dr[0], scaled),))
     if len(rops) == len(aops):
         if rops == aops:
             pairs = list(zip(rparts, aparts, strict=True))
