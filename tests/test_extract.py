@@ -1,4 +1,5 @@
-"""Answer extraction: boxed / "the answer is" / "Answer:" lines, and multiple choice."""
+"""Answer extraction: boxed / "the answer is" / "Answer:" lines, the concluding-maths
+fallback (`last_math`), and multiple choice."""
 
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ HOSTILE_UNITS = [
     "\\text{(",
     "*",
     ".",
+    "**",
+    "\\(",
+    "\\[",
+    "$$",
+    "so it is 1, ",
+    "1,000,",
+    "1:",
+    "$x$ for ",
+    ". So x is $1$",
+    " or ",
+    "x = 1 = ",
+    "\\in\\mathbb{R}",
 ]
 
 
@@ -145,6 +158,143 @@ def test_extract_answer(text: str, answer: str | None, source: str, n_boxed: int
     assert extract_answer(text) == Extraction(answer, source, n_boxed)  # type: ignore[arg-type]
 
 
+# The fallback: the maths the final sentence concludes with (verify/conclude.py). One row
+# per family, then the near misses that must stay `none` (or keep a hedge visible).
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        # a bold span
+        (
+            "The product is non-positive between the roots, so the set is **0 ≤ x ≤ 1**.",
+            "0 ≤ x ≤ 1",
+        ),
+        ("Comparing the two cases, the triangle is **obtuse**.", "obtuse"),
+        ("**So the limit equals $e^{-2}$.**", "e^{-2}"),
+        # a chain: the last side, the name kept; an equation is not a chain result
+        ("The axis of symmetry is the line $x = \\frac{-4+2}{2} = -1$.", "x = -1"),
+        ("Thus $BN = 12\\cdot\\frac{\\sqrt3}{2} = 6\\sqrt{3}$.", "BN = 6\\sqrt{3}"),
+        ("The value in February was $(1-10\\%)a = 0.9a$ billion yuan.", "0.9a"),
+        ("Hence the axis is $x + 1 = 0$.", "x + 1 = 0"),
+        ("So $a = b = 2$.", "a = b = 2"),
+        ("So $x = 3 = 4$.", "x = 3 = 4"),
+        ("Therefore $S = n(n+1)/2 = 10$.", "S = n(n+1)/2 = 10"),
+        # the first maths span, a trailing qualifier skipped
+        (
+            "Therefore $f(x)=\\frac{2}{3}x+\\frac{2}{3}-\\frac{1}{3x}$ for $x\\neq 0$.",
+            "f(x)=\\frac{2}{3}x+\\frac{2}{3}-\\frac{1}{3x}",
+        ),
+        ("So $y = 12-2x$, where $3 < x < 6$.", "y = 12-2x"),
+        ("Hence the maximum is $5$ when $x = 2$.", "5"),
+        (
+            "Thus $x = \\frac{\\pi}{4} + k\\pi$, $k \\in \\mathbb{Z}$.",
+            "x = \\frac{\\pi}{4} + k\\pi",
+        ),
+        ("So the angle is $90^\\circ$ (a right angle).", "90^\\circ"),
+        ("Therefore $a$ satisfies $1 < a < 3$.", "1 < a < 3"),
+        ("Thus \\(x = 4\\).", "x = 4"),
+        ("Hence\n\\[ y = 2x + 1. \\]", "y = 2x + 1"),
+        # a number, with its unit words
+        ("The average Erdős number is approximately 4.65.", "4.65"),
+        ("Since $a<b$ we must have $A<B$, so $A$ measures 30 degrees.", "30 degrees"),
+        ("So the two options differ by 144 dollars.", "144 dollars"),
+        ("Thus the iron block's volume is 50π cubic centimeters.", "50π cubic centimeters"),
+        ("Thus the senior class is twice the junior, i.e. the ratio is 2 to 1.", "2 to 1"),
+        ("So the population will be 81,213.", "81,213"),
+        ("The LCM is 12, so they meet after 12 hours.", "12 hours"),
+        ("So Johnny jogs at $v \\approx 9.1$ miles per hour.", "v \\approx 9.1"),
+        # a list stays a list; a hedge stays visible to the hedge guard
+        (
+            "All solutions are $(t,3t,6t)$ and $(t,2t,3t)$ for any positive integer $t$.",
+            "(t,3t,6t) and (t,2t,3t)",
+        ),
+        ("So it is 3 or 4.", "3 or 4"),
+        ("Hence $a = 2$ or $a = -8$.", "a = 2 or a = -8"),
+        ("Thus the roots are $1$, $2$, and $3$.", "1, 2 and 3"),
+        ("So the correct option is **C**.", "C"),
+        # only the final sentence counts
+        ("At first I got $x = 5$. But redoing it, the value is $x = 4$.", "x = 4"),
+        ("x" * 3000 + "\nSo the total is 17.", "17"),
+    ],
+)
+def test_last_math(text: str, answer: str) -> None:
+    assert extract_answer(text) == Extraction(answer, "last_math", 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # hedges: two different values, or a hedge word
+        "So it is 3, but it might be 4.",
+        "It is either $3$ or maybe $4$.",
+        "So $x = 3$, or possibly $x=4$ if the sign flips.",
+        "Solving, 16 sheets are used for bodies and the remaining 20 sheets for bottoms.",
+        "So the edge is 2 cm and the radius is 1 cm.",
+        "Thus the value is not $5$.",
+        "So $x$ can't be $5$.",
+        # reasoning that trails off: no full stop, a reasoning word, no concluding word
+        "Let me compute $x^2$ at $x = 2$",
+        "So we substitute $x=2$ into the equation.",
+        "Next we substitute $x = 2$.",
+        "Let's check that $f(2) = 5$.",
+        "So the value is 5...",
+        "Is the answer $5$?",
+        "We get:",
+        "We first expand $(x+1)^2$.",
+        "$42$",
+        # no maths, or only a bare variable / a qualifier
+        "Hence the triangle is isosceles.",
+        "So the negation is: **There is some real number $x$ with $2^{x-1} \\le 0$.**",
+        "Therefore the function is positive for $x > 0$ only when we restrict it.",
+        "So the solution is $x$.",
+        "So the value is $5$ in all cases.",
+        # a long single line cut mid-way: the tail cannot be read safely
+        "so the total is $" + "1" * 3000 + "$.",
+    ],
+)
+def test_last_math_near_misses(text: str) -> None:
+    assert extract_answer(text) == Extraction(None, "none", 0)
+
+
+def test_last_math_only_without_answer_phrase() -> None:
+    text = "The answer is 5.\nSo the total is 17."
+    assert extract_answer(text) == Extraction("5", "answer_is", 0)
+    assert extract_answer("\\boxed{3}\nSo the total is 17.").source == "boxed"
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "source"),
+    [
+        # an answer phrase mixing words and maths gives the maths it concludes with
+        ("The answer is: all $k$ of the form $2^j$, $j\\in\\mathbb{N}_0$.", "2^j", "answer_is"),
+        ("The answer is $5$ apples.", "5", "answer_is"),
+        ("**Answer:** the tower is $100$ m tall", "100", "answer_line"),
+        # two things named, or a hedge: the text as before
+        ("The answer is $x = 3$ or maybe $x = 4$.", "x = 3$ or maybe $x = 4", "answer_is"),
+        (
+            "Final Answer: $f(x)=\\sqrt{x+1}$ on $[-1,0]$, and $-\\sqrt x$ on $(0,1]$.",
+            "f(x)=\\sqrt{x+1}$ on $[-1,0]$, and $-\\sqrt x$ on $(0,1]",
+            "answer_is",
+        ),
+        # unchanged forms
+        ("**Answer:** $x=7$", "x=7", "answer_line"),
+        ("**Answer:** 2 to 1", "2 to 1", "answer_line"),
+        ("Final Answer: The final answer is $7$. I hope it is correct.", "7", "answer_is"),
+        (
+            "The final answer is $x=\\frac{\\pi}{16}$, $k \\in \\mathbb{Z}$.",
+            "x=\\frac{\\pi}{16}$, $k \\in \\mathbb{Z}",
+            "answer_is",
+        ),
+    ],
+)
+def test_answer_phrase_with_words(text: str, answer: str, source: str) -> None:
+    assert extract_answer(text) == Extraction(answer, source, 0)  # type: ignore[arg-type]
+
+
+def test_last_math_choice() -> None:
+    assert extract_choice("Only one option fits, so the correct option is **B**.") == "B"
+    assert extract_choice("So it is **A** or **C**.") is None
+
+
 def test_extraction_is_frozen() -> None:
     ex = extract_answer("\\boxed{1}")
     with pytest.raises(AttributeError):
@@ -223,7 +373,7 @@ def test_normalize_choice(ref: str, expected: str | None) -> None:
 @given(st.text())
 def test_never_raises_on_arbitrary_text(text: str) -> None:
     ex = extract_answer(text)
-    assert ex.source in ("boxed", "answer_is", "answer_line", "none")
+    assert ex.source in ("boxed", "answer_is", "answer_line", "last_math", "none")
     assert ex.answer is None or (ex.answer and ex.answer == ex.answer.strip())
     assert ex.n_boxed == len(all_boxed(text))
     assert last_boxed(text) is None or isinstance(last_boxed(text), str)

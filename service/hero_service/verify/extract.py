@@ -6,7 +6,9 @@ overlapping quantifiers), so a hostile 100k-character response costs millisecond
 
 Order of preference in `extract_answer`: the last `\\boxed{...}` / `\\fbox{...}` /
 `\\boxed ...`, then the last "the answer is X" / "final answer: X", then the last
-Minerva-style "Answer: X" line.
+Minerva-style "Answer: X" line; an answer phrase or line that mixes words and `$...$`
+maths gives the maths it concludes with (`conclude.refine`). When none of these exists, the
+maths the final sentence concludes with (`conclude.last_math`, source `last_math`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import string
 from dataclasses import dataclass
 from typing import Literal
 
+from hero_service.verify.conclude import last_math, refine
 from hero_service.verify.latex import match_braces
 
 __all__ = [
@@ -27,7 +30,7 @@ __all__ = [
     "normalize_choice",
 ]
 
-AnswerSource = Literal["boxed", "answer_is", "answer_line", "none"]
+AnswerSource = Literal["boxed", "answer_is", "answer_line", "last_math", "none"]
 
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # The space form `\boxed 5` runs to the end of the math span or of the line.
@@ -160,7 +163,7 @@ def _after_answer_is(text: str) -> str | None:
     stop = _SENTENCE_END.search(line)
     if stop is not None:
         line = line[: stop.start()]
-    return _strip_inline(line) or None
+    return refine(line) or _strip_inline(line) or None
 
 
 def _after_answer_line(text: str) -> str | None:
@@ -169,11 +172,13 @@ def _after_answer_line(text: str) -> str | None:
         last = m
     if last is None:
         return None
-    return _strip_inline(_rest_of_line(text, last.end())) or None
+    line = _rest_of_line(text, last.end())
+    return refine(line) or _strip_inline(line) or None
 
 
 def extract_answer(text: str) -> Extraction:
-    """Final answer of a response: last box, else "the answer is", else "Answer:" line."""
+    """Final answer: last box, else "the answer is", else "Answer:" line, else the maths
+    the final sentence concludes with (`last_math`)."""
     boxes = _scan_boxes(text)
     n_boxed = sum(1 for b in boxes if b.content is not None)
     if boxes and boxes[-1].content is not None:
@@ -186,6 +191,9 @@ def extract_answer(text: str) -> Extraction:
     answer = _after_answer_line(text)
     if answer is not None:
         return Extraction(answer, "answer_line", n_boxed)
+    answer = last_math(text)
+    if answer is not None:
+        return Extraction(answer, "last_math", n_boxed)
     return Extraction(None, "none", n_boxed)
 
 

@@ -1,0 +1,294 @@
+"""The maths a sentence concludes with: extraction's last resort, and answer phrases.
+
+`last_math(text)` is `extract_answer`'s fallback (source `last_math`), used only when the
+response has no box, no "the answer is" / "final answer" phrase and no "Answer:" line. It
+reads the final sentence of the last 2,000 characters, and only if that sentence ends with
+`.`/`!`, has a concluding word (so, thus, therefore, is, gives, ...), no hedge word (or,
+maybe, might, could, not, ...) and no trailing-reasoning word (let, check, substitute, ...).
+The answer is the candidate the sentence concludes with: the last `$...$` / `\\(...\\)` /
+`\\[...\\]` span, `**bold**` span or number (a number keeps up to three unit words:
+`144 dollars`, `9.1 miles per hour`; a span drops them: `$0.9a$ billion yuan` -> `0.9a`),
+after any further words only units, punctuation or a qualifier. Trailing qualifiers are
+skipped: a candidate introduced by for / where / with / when / if / on / `(`, or a domain
+span after a comma (`, $k \\in \\mathbb{Z}$`). Candidates joined by `,` / `and` / `or` are
+returned together, so `3 or 4` reaches the hedge guard and `$(t,3t,6t)$ and $(t,2t,3t)$`
+stays a list; another, different plain value earlier in the sentence ("16 ... and 20 ...")
+gives no answer: the fallback never picks one of two values. A bare variable (`$x$`) is no
+answer.
+
+Chains: the semantic stages do not read `a = b = c` (a relation with three sides), so a
+chain whose inner sides are expressions and whose last side is a plain value, with no
+letter the value lacks, becomes `first = value` when the first side is a name
+(`x = \\frac{-4+2}{2} = -1` -> `x = -1`) and the value otherwise (`(1-10\\%)a = 0.9a` ->
+`0.9a`). An equation (`x + 1 = 0`) or any other chain is kept whole.
+
+`refine(line)` applies the same choice, without the sentence checks, to an answer phrase or
+line that mixes words and maths ("The answer is: all $k$ of the form $2^j$, $j \\in
+\\mathbb{N}_0$" -> `2^j`); it gives None (the caller keeps the text) unless exactly one
+candidate is left besides bare variables.
+
+Linear: the tokenizer is one pass over the text (an opener without a closer is never
+searched for again), every regex is free of nested or overlapping quantifiers, and the
+input is capped. No sympy, no eval.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hero_service.verify.latex import split_relations
+
+__all__ = ["last_math", "refine"]
+
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_TAIL_CHARS = 2000
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_CLOSER = {"$$": "$$", "\\[": "\\]", "\\(": "\\)", "$": "$", "**": "**"}
+_SPECIAL = re.compile(r"\\[(\[]|\$\$?|\*\*|\\.")
+_BOUNDARY = re.compile(r"(?<!\bi\.e)(?<!\be\.g)(?<!approx)[.!?](?=\s|$)|\n[ \t]*\n")
+_NUMBER = re.compile(
+    r"(?<![\w.,\\^_{}])-?\d+(?:,\d{3})*(?:\.\d+)?(?:[ \t]?(?::|to\b)[ \t]?\d+(?:\.\d+)?)?"
+    r"(?:π|%|°)?(?![A-Za-z\d])"
+)
+_LETTER = re.compile(r"[A-Za-z]")
+_TEXT_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+_QUAL_INTRO = re.compile(
+    r"[\s,;]*(?:\(|(?:for|where|with|when|whenever|if|on|provided|assuming)\b)", re.IGNORECASE
+)
+_DOMAIN = re.compile(r"\s*(?:(?:[A-Za-z]|\\[A-Za-z]+)\s*)?\\in\s*\\mathbb")
+_GREEK = r"\\(?:alpha|beta|gamma|delta|epsilon|theta|lambda|mu|rho|sigma|tau|phi|varphi|omega)"
+_BARE = re.compile(r"\s*(?:[a-z]|[F-Z]|" + _GREEK + r")(?:_\{?\w{1,4}\}?)?'?\s*")
+_NAME = re.compile(
+    r"\s*(?:\\[A-Za-z]+\s?)?\{?[A-Za-z]{1,3}\}?(?:_\{?\w{1,4}\}?)?(?:\([^()]{1,12}\))?\s*"
+)
+_PLAIN = re.compile(
+    r"-?(?:\d+(?:\.\d+)?|\\[dt]?frac\{-?\d+(?:\.\d+)?\}\{\d+(?:\.\d+)?\})?"
+    r"(?:\\pi|π|\\sqrt\{?\d+\}?|[A-Za-z])?(?:\^\{?\\circ\}?|°|\\%|%)?"
+)
+_CUES = _wordset(
+    "so thus therefore hence is are was were equals equal gives give get gets obtain yields"
+    " satisfies satisfy measures measure differ differs becomes totals"
+)
+_HEDGES = _wordset(
+    "or either maybe perhaps possibly might could probably alternatively guess unsure not"
+    " cannot never unless otherwise"
+)
+_REASONING = _wordset(
+    "let let's suppose assume whether try consider wait need want check verify recall"
+    " compute calculate substitute plug next"
+)
+_STOP = _wordset(
+    "the a an of to into in and or is are was we it this that then so by from at as be which"
+    " but since because after before than each all these those its our"
+)
+_Item = tuple[str, str]  # (kind, text); kind: text | math | bold | num
+
+
+def _tokens(s: str) -> list[_Item]:
+    """Text, maths (`$`, `$$`, `\\(`, `\\[`) and `**bold**` spans, in one linear pass."""
+    items: list[_Item] = []
+    dead: set[str] = set()  # openers without a closer further on: never searched again
+    pos = start = 0
+    while (m := _SPECIAL.search(s, pos)) is not None:
+        op = m.group()
+        if op not in _CLOSER or op in dead:
+            pos = m.end()
+            continue
+        close = s.find(_CLOSER[op], m.end())
+        if close < 0:
+            dead.add(op)
+            pos = m.end()
+            continue
+        if m.start() > start:
+            items.append(("text", s[start : m.start()]))
+        items.append(("bold" if op == "**" else "math", s[m.end() : close]))
+        pos = start = close + len(_CLOSER[op])
+    if start < len(s):
+        items.append(("text", s[start:]))
+    return items
+
+
+def _with_numbers(items: list[_Item]) -> list[_Item]:
+    out: list[_Item] = []
+    for kind, t in items:
+        if kind != "text":
+            out.append((kind, t))
+            continue
+        last = 0
+        for m in _NUMBER.finditer(t):
+            out += [("text", t[last : m.start()]), ("num", m.group())]
+            last = m.end()
+        out.append(("text", t[last:]))
+    return out
+
+
+def _final_sentence(items: list[_Item]) -> list[_Item] | None:
+    """The last sentence if it ends in `.`/`!` (that mark dropped), else None."""
+    if items and items[-1][0] == "text" and not items[-1][1].strip():
+        items = items[:-1]  # never two text items in a row
+    if not items:
+        return None
+    kind, t = items[-1]
+    end = t.rstrip().rstrip("\"'")
+    if not end.endswith((".", "!")) or end.endswith(".."):
+        return None  # no full stop, or `...`: reasoning that trails off
+    if kind == "text":
+        items = [*items[:-1], ("text", end[:-1])]
+    sent: list[_Item] = []
+    for kind, t in reversed(items):
+        cut = None
+        if kind == "text":
+            for m in _BOUNDARY.finditer(t):
+                cut = m.end()
+        sent.append((kind, t if cut is None else t[cut:]))
+        if cut is not None:
+            break
+    sent.reverse()
+    return sent
+
+
+def _words(items: list[_Item]) -> set[str]:
+    return {w.lower() for k, t in items if k in ("text", "bold") for w in _TEXT_WORD.findall(t)} | (
+        {"not"} if any("n't" in t for k, t in items if k == "text") else set()
+    )
+
+
+def _chain(s: str) -> str:
+    """`x = \\frac{-4+2}{2} = -1` -> `x = -1`; `(1-10\\%)a = 0.9a` -> `0.9a`; else `s`.
+    Every side but the first and last must be an expression, the last a plain value, and
+    no side may use a letter the value lacks (`x + 1 = 0` is an equation, not a result)."""
+    rel = split_relations(s, equals=True)
+    if rel is None or set(rel[1]) != {"="} or len(s) > 400:
+        return s
+    sides = rel[0]
+    if not _is_plain(sides[-1]) or _is_plain(sides[0]):
+        return s
+    if any(_is_plain(x) or _NAME.fullmatch(x) for x in sides[1:-1]):
+        return s
+    named = _NAME.fullmatch(sides[0]) is not None
+    letters = _letters(sides[-1])
+    if any(not _letters(x) <= letters for x in sides[int(named) : -1]):
+        return s
+    if named:
+        return s if len(sides) == 2 else f"{sides[0]} = {sides[-1]}"
+    return sides[-1]
+
+
+def _letters(s: str) -> set[str]:
+    return set(_LETTER.findall(_COMMAND.sub(" ", s)))
+
+
+def _has_value(s: str) -> bool:
+    return any(c.isdigit() for c in s) or "\\pi" in s or "π" in s
+
+
+def _is_plain(s: str) -> bool:
+    return _PLAIN.fullmatch(s.replace(" ", "")) is not None and _has_value(s)
+
+
+def _answer_of(kind: str, t: str) -> str | None:
+    """The answer a candidate names; None for a bare variable or unreadable bold."""
+    if kind == "num":
+        return t
+    t = t.strip().rstrip(".,;!").strip()
+    if kind == "bold" and ("$" in t or "\\(" in t):
+        return _conclude(_with_numbers(_tokens(t)), strict=False)
+    if not t or (kind == "math" and _BARE.fullmatch(t)):
+        return None
+    return _chain(t)
+
+
+def _conclude(items: list[_Item], strict: bool) -> str | None:
+    """The answer a sentence concludes with (items: text and candidates), or None."""
+    cand = [i for i, (k, _) in enumerate(items) if k != "text"]
+    if not cand:
+        return None
+    tail = "".join(t for _, t in items[cand[-1] + 1 :])
+    words = [w.strip(".,;:!)") for w in tail.split()]
+    units = ""
+    if any(ch.isalnum() for ch in tail) and not _QUAL_INTRO.match(tail):
+        if items[cand[-1]][0] not in ("num", "math") or len(words) > 3:
+            return None
+        if not all(w.replace("/", "").isalpha() and w.lower() not in _STOP for w in words):
+            return None
+        units = " ".join(words)
+    while cand:  # trailing qualifiers: `for $x \neq 0$`, `, $k \in \mathbb{Z}$`, `(...)`
+        c = cand[-1]
+        before = items[c - 1][1] if c > 0 and items[c - 1][0] == "text" else ""
+        domain = _DOMAIN.match(items[c][1]) and not before.strip(" ,;")
+        if not (_QUAL_INTRO.match(before) or (items[c][0] == "math" and domain)):
+            break
+        cand.pop()
+        units = ""
+    if not cand:
+        return None
+    c = cand[-1]
+    run = [c]  # built backwards, then reversed: linear however long the list
+    k = len(cand) - 1
+    while k > 0 and cand[k - 1] == run[-1] - 2:
+        conn = " ".join(items[run[-1] - 1][1].replace(",", " , ").split())
+        if conn not in (",", "and", "or", ", and", ", or", "and/or"):
+            break
+        run.append(cand[k - 1])
+        k -= 1
+    run.reverse()
+    answers = [_answer_of(*items[i]) for i in run]
+    if any(a is None for a in answers):
+        return None
+    pieces = [str(answers[0])]
+    for i, a in zip(run[1:], answers[1:], strict=True):
+        word = items[i - 1][1].replace(",", " ").strip()
+        pieces.append(f" {word} {a}" if word else f", {a}")
+    joined = "".join(pieces)
+    others = [i for i in cand if i < run[0]]
+    values = {"".join(str(a).split()) for a in answers}
+    for i in others:
+        kind, t = items[i]
+        if kind == "num" or _is_plain(t):
+            if "".join(t.strip().split()) not in values:
+                return None  # two different values: a hedge or a list, not one answer
+        elif not strict and not (kind == "math" and _BARE.fullmatch(t)):
+            return None  # an answer phrase naming two things: keep its text
+    connectors = {i - 1 for i in run[1:]}
+    words_ = _words([x for i, x in enumerate(items) if i not in connectors])
+    if words_ & _HEDGES or (strict and (not words_ & _CUES or words_ & _REASONING)):
+        return None
+    if units and items[c][0] == "num" and len(run) == 1:
+        return f"{joined} {units}"
+    return joined
+
+
+def refine(line: str) -> str | None:
+    """The maths an answer phrase/line mixing words and maths concludes with, else None."""
+    if len(line) > _TAIL_CHARS:
+        return None
+    items = _tokens(line)
+    if not any(k == "math" for k, _ in items):
+        return None
+    if not any(len(w) > 1 for k, t in items if k == "text" for w in _TEXT_WORD.findall(t)):
+        return None
+    return _conclude(_with_numbers(items), strict=False)
+
+
+def last_math(text: str) -> str | None:
+    """The maths the final sentence concludes with (module docstring), else None."""
+    tail = text[-_TAIL_CHARS:]
+    if len(text) > _TAIL_CHARS:
+        nl = tail.find("\n")
+        if nl < 0:
+            return None
+        tail = tail[nl + 1 :]
+    sent = _final_sentence(_tokens(tail))
+    if sent is None:
+        return None
+    if len(sent) == 1 and sent[0][0] == "bold":
+        sent = _final_sentence(_tokens(sent[0][1]))  # a whole bold sentence: read inside
+        if sent is None:
+            return None
+    answer = _conclude(_with_numbers(sent), strict=True)
+    return answer.strip() if answer and answer.strip() else None
