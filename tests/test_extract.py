@@ -416,3 +416,9 @@ def test_finishes_on_100k_repetition(unit: str) -> None:
         ex = extract_answer(wrapped)
         assert ex.n_boxed >= 0
         extract_choice(wrapped)
+
+
+def test_math_inside_a_parenthetical_aside_is_not_the_answer() -> None:
+    got = extract_answer(r"**Answer:** It stays constant (always equal to $\tfrac{1}{16}BC^4$)")
+    assert got.answer is not None and got.answer.startswith("It stays constant")
+    assert extract_answer(r"Thus the minimum is $5$ (attained at $x=2$).").answer == "5"

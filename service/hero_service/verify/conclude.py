@@ -221,7 +221,8 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
         c = cand[-1]
         before = items[c - 1][1] if c > 0 and items[c - 1][0] == "text" else ""
         domain = _DOMAIN.match(items[c][1]) and not before.strip(" ,;")
-        if not (_QUAL_INTRO.match(before) or (items[c][0] == "math" and domain)):
+        aside = _open_parens(items[:c]) > 0  # `constant (always equal to $\\frac{1}{16}$)`
+        if not (_QUAL_INTRO.match(before) or (items[c][0] == "math" and domain) or aside):
             break
         cand.pop()
         units = ""
@@ -261,6 +262,11 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
     if units and items[c][0] == "num" and len(run) == 1:
         return f"{joined} {units}"
     return joined
+
+
+def _open_parens(items: list[_Item]) -> int:
+    """Parentheses the text items leave open: a candidate inside one is an aside."""
+    return sum(t.count("(") - t.count(")") for k, t in items if k == "text")
 
 
 def refine(line: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from hero_client.schema import VerifierStatus
 from hero_service.metrics import Metrics
-from hero_service.verify import worker
+from hero_service.verify import units, worker
 from hero_service.verify.extract import all_boxed, extract_answer, extract_choice, normalize_choice
 from hero_service.verify.forms import bracketed, components
 from hero_service.verify.intervals import parse_set
@@ -46,52 +46,6 @@ _CODE = re.compile(
 )
 
 
-_UNITS = {
-    # canonical unit -> spellings; units outside this table are never compared
-    "mm": ("mm", "millimeter", "millimetre"),
-    "cm": ("cm", "centimeter", "centimetre"),
-    "m": ("m", "meter", "metre"),
-    "km": ("km", "kilometer", "kilometre"),
-    "in": ("in", "inch", "inche"),
-    "ft": ("ft", "foot", "feet"),
-    "yd": ("yd", "yard"),
-    "mi": ("mi", "mile"),
-    "mg": ("mg", "milligram"),
-    "g": ("g", "gram"),
-    "kg": ("kg", "kilogram"),
-    "lb": ("lb", "lbs", "pound"),
-    "oz": ("oz", "ounce"),
-    "s": ("s", "sec", "second"),
-    "min": ("min", "minute"),
-    "h": ("h", "hr", "hrs", "hour"),
-    "day": ("day",),
-    "week": ("week", "wk"),
-    "month": ("month",),
-    "year": ("year", "yr", "yrs"),
-    "m/s": ("m/s", "meter/second", "meterpersecond"),
-    "km/h": ("km/h", "kmh", "kph", "kilometer/hour", "kilometerperhour"),
-    "mph": ("mph", "mile/hour", "mileperhour"),
-    "ml": ("ml", "milliliter", "millilitre"),
-    "l": ("l", "liter", "litre"),
-    "cent": ("cent", "¢"),
-    "dollar": ("dollar",),
-}
-_UNIT_OF = {alias: canon for canon, names in _UNITS.items() for alias in names}
-_UNIT_CMD = re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{([^{}]*)\}")
-
-
-def _unit(s: str) -> str | None:
-    """The canonical unit after an answer's last digit; None for none or an unknown one."""
-    last = max((i for i, ch in enumerate(s) if ch.isdigit()), default=-1)
-    if last < 0:
-        return None
-    tail = _UNIT_CMD.sub(lambda g: g.group(1), s[last + 1 :])  # `\text{m}/\text{s}` -> m/s
-    u = "".join(ch for ch in tail.lower() if ch not in " ~${}\\,.")
-    if len(u) > 3 and u.endswith("s") and u[:-1] in _UNIT_OF:
-        u = u[:-1]
-    return _UNIT_OF.get(u)
-
-
 _HEDGE = re.compile(r"\\lor\b|\\vee\b|\\neq?\b|\\not\b|\bor\b|\\text\s*\{\s*or\s*\}")
 _CHOICE_REF = re.compile(r"\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?\s*")
 
@@ -109,8 +63,7 @@ def _guard(reference: str, answer: str) -> str | None:
     not_sets = parse_set(reference) is None or parse_set(answer) is None
     if hedged and not_sets and len(components(reference)) < 2:
         return "hedge"
-    ru, au = _unit(reference), _unit(answer)
-    if ru is not None and au is not None and ru != au:
+    if units.mismatch(reference, answer):  # `100 m` vs `100 km`; `0.1 km` vs `100 m` passes
         return "unit_mismatch"
     return None
 

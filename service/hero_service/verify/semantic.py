@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hero_service.verify import equations, forms, intervals, latex
+from hero_service.verify import equations, forms, intervals, latex, units, words
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate, exact_value
 from hero_service.verify.rounding import angle_equal, rounding_equal
@@ -88,6 +88,10 @@ def _combine(outs: list[Outcome], stage: str) -> Outcome:
 
 
 def _leaf(ref: str, ans: str) -> Outcome:
+    aligned = units.align(ref, ans)  # `50\\pi cm^3` vs `50\\pi`, `0.1 km` vs `100 m`
+    if aligned is None:
+        return Outcome("incorrect", "unit", "unit_mismatch")
+    ref, ans = aligned
     rp, ap = forms.part(ref), forms.part(ans)
     if rp.func_var and ap.func_var:
         ap = forms.Part(ap.name, forms.rename_var(ap.value, ap.func_var, rp.func_var))
@@ -135,6 +139,9 @@ def _leaf(ref: str, ans: str) -> Outcome:
         return Outcome("incorrect", "numeric")  # equal floats still go to exact sympy
     if _differs_at_a_point(rv, av):
         return Outcome("incorrect", "numeric", "differs_at_point")
+    said = words.compare(rv, av)  # `\\text{No}` for `It is impossible`; `third` for `second`
+    if said is not None:
+        return Outcome(said, "text")
     rw, aw = _words(rv), _words(av)
     if rw is not None and aw is not None:
         return Outcome("correct" if rw == aw else "incorrect", "text")
@@ -334,6 +341,8 @@ def compare(ref: str, ans: str) -> Outcome:
         return _match_parts(rb[1], ac, unordered=rb[0] == "\\{")
     if ab is not None and len(rc) == len(ab[1]) > 1:
         return _match_parts(rc, ab[1], unordered=True)
+    if len(rc) != len(ac) and (said := words.compare(ref, ans)) is not None:
+        return Outcome(said, "text")  # `No, it cannot be done` is one answer, not two parts
     if len(rc) > 1 or len(ac) > 1:
         if len(rc) != len(ac):
             return Outcome("incorrect", "components", "component_count")
