@@ -133,6 +133,13 @@ NOT_EQUIVALENT = [
     (r"the line x = -1", r"x - 1 = 0"),
     (r"y = 2x + 1", r"2x - y - 1 = 0"),
     (r"x^2+y^2=1", r"x^2+y^2=2"),
+    (r"40 \, \text{m}^2", r"40\ \text{dm}^2"),  # an unknown or another unit
+    (r"40 \, \text{m}^2", r"40\ \text{dam}^2"),
+    (
+        r"f(x) \sim 2 \sum_{k=1}^{\infty} \frac{(-1)^{k+1}}{k} \sin(kx)",
+        r"\sum_{k=1}^{\infty}\frac{(-1)^{k+1}}{k}\sin kx",
+    ),
+    (r"2", r"\sum_{k=1}^{2} k"),  # `\sum_{k` is not a label naming `1}^{2} k`
 ]
 
 

@@ -139,7 +139,8 @@ def part(s: str) -> Part:
         name = m.group("name").strip()
         value = m.group("value")
         bare = name.replace("\\text{", "").replace("}", "").strip().lower()
-        if bare not in _NOT_NAME and "=" not in value and value.strip():
+        balanced = name.count("{") == name.count("}")  # not `\\sum_{k` of `\\sum_{k=1}`
+        if bare not in _NOT_NAME and "=" not in value and value.strip() and balanced:
             f = _FUNC.fullmatch(name)
             return Part(re.sub(r"\s+", "", name), _undecorate(value), f.group("v") if f else None)
     return Part(None, _undecorate(s))

@@ -49,6 +49,7 @@ _COMMANDS = [
     (re.compile(r"\\mid(?![A-Za-z])|\\vert(?![A-Za-z])"), "|"),
     (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(or|and)\s*\}"), r" \1 "),
     (re.compile(r"\+\s*\\infty"), r"\\infty"),
+    (re.compile(r"\\sim(?![A-Za-z])"), "="),  # `f(x) \\sim 2\\sum ...`: names a value
     (re.compile(r"\\varnothing(?![A-Za-z])"), r"\\emptyset "),
     (re.compile(r"\\middle\s*(?=[|/])"), ""),
     (re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])"), r" \\cup "),  # `(-1, 0) U (1, 2)`

@@ -33,6 +33,7 @@ UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
     # length (base: metre)
     "mm": (("mm", "millimeter", "millimetre"), "L", F(1, 1000)),
     "cm": (("cm", "centimeter", "centimetre"), "L", F(1, 100)),
+    "dm": (("dm", "decimeter", "decimetre"), "L", F(1, 10)),
     "m": (("m", "meter", "metre"), "L", F(1)),
     "km": (("km", "kilometer", "kilometre"), "L", F(1000)),
     "in": (("in", "inch", "inche"), "L", F(254, 10000)),
@@ -92,6 +93,8 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _MAX_UNIT_TOKENS = 10  # `\text{kilometers} \text{ per } \text{hour}`: a unit is short
+# a short unit-like `\\text{..}` after a number that the table does not know
+_UNKNOWN = re.compile(r"\d\s*\\(?:text|mathrm)\s*\{\s*[A-Za-z]{1,4}\s*\}(?:\^\s*\{?\d\}?)?\s*$")
 _VALUE_END = re.compile(r"(?:\d|\}|\)|\]|\\pi)$")
 
 
@@ -297,6 +300,8 @@ def align(ref: str, ans: str) -> tuple[str, str] | None:
 def mismatch(ref: str, ans: str) -> bool:
     """Both sides carry units from the table that are not the same quantity: the guard."""
     r, a = _resolve(ref, ans)
+    if (r.unit is None) != (a.unit is None):  # `40 \\text{m}^2` vs `40 \\text{dam}^2`
+        return _UNKNOWN.search(ans if r.unit is not None else ref) is not None
     if r.unit is None or a.unit is None:
         return False
     if (r.unit.dims, r.unit.factor) == (a.unit.dims, a.unit.factor):
