@@ -139,7 +139,20 @@ NOT_EQUIVALENT = [
         r"f(x) \sim 2 \sum_{k=1}^{\infty} \frac{(-1)^{k+1}}{k} \sin(kx)",
         r"\sum_{k=1}^{\infty}\frac{(-1)^{k+1}}{k}\sin kx",
     ),
-    (r"2", r"\sum_{k=1}^{2} k"),  # `\sum_{k` is not a label naming `1}^{2} k`
+    (r"2", r"\sum_{k=1}^{2} k"),
+    (r"x^2+y^2=1", "1"),  # `x^2+y^2` is not a label
+    (r" sin\left(x- \frac{\pi}{3}\right) = -\frac{1}{3}", r"1/3"),
+    (r"\{ x \mid x = 4k - 1, \, k \in \mathbf{Z} \}", r"x=4n+1\ (n\in\mathbb Z)"),
+    (
+        r"\left(k\pi - \frac {\pi }{6},k\pi + \frac {5\pi }{6}\right)(k\in \mathbb{Z})",
+        r"\left(\dfrac{(6k-1)\pi}{6},\dfrac{(6k+5)\pi}{6}\right],\ k\in\mathbb Z",
+    ),
+    (r"\{x|-3<x\leq-2, \text{or} 1\leq x\leq 2\}", r"(-3,-2)\cup[1,2]"),
+    ("①④", "(1)(3)"),
+    ("B: x+4y-5=0", r"y=-\dfrac14x+\dfrac94"),
+    ("B: x+4y-5=0", "C"),
+    (r"C_{20}^{10} \cdot C_{20}^{10}", r"\dbinom{20}{10}"),
+    ("90^", r"\dfrac{\pi}{3}"),  # `\sum_{k` is not a label naming `1}^{2} k`
 ]
 
 

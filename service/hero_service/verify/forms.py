@@ -33,7 +33,8 @@ _SEP = re.compile(r",|;|\band\b|\bor\b|\\quad")
 _LABEL = re.compile(
     r"\s*(?P<name>(?:\\text\{[^{}]{1,30}\}|[A-Za-z][A-Za-z ]{0,20}?|\\[A-Za-z]+"
     r"|\(\s*[A-Za-z](?:\s*,\s*[A-Za-z]){1,3}\s*\))"
-    r"(?:_\{?[^{}=<>]{1,12}\}?)?(?:\^\{?[^{}=<>]{1,6}\}?)?(?:\([A-Za-z, ]{1,10}\))?)"
+    # a subscript `_{n+1}` / `_n`, a power `^{2}` / `^2` (never `^2+y^2`), arguments `(x)`
+    r"(?:_(?:\{[^{}=<>]{1,12}\}|\w))?(?:\^(?:\{[^{}=<>+-]{1,6}\}|\w))?(?:\([A-Za-z, ]{1,10}\))?)"
     r"\s*(?P<sep>=|:)(?!=)\s*(?P<value>.+)",
     re.DOTALL,
 )
@@ -73,7 +74,7 @@ _RANGE_TAIL = re.compile(
 )
 # a trailing domain condition: `2-\sqrt{x+1} (x \ge -1)`, `y = 12-2x (3 < x < 6)`
 _DOMAIN_PAREN = re.compile(
-    r"^(?P<main>.+?)\s*\((?P<cond>[^()]*(?:<|>|\\le |\\ge |\\in |\\neq )[^()]*)\)\s*$"
+    r"^(?P<main>.+?)\s*\((?P<cond>[^()]*(?:<|>|\\le |\\ge |\\in(?![A-Za-z])|\\neq )[^()]*)\)\s*$"
 )
 _REL = r"(?:<|>|\\le |\\ge |\\neq )"
 _CONDITION = re.compile(rf"^\s*(?:[^=<>]*{_REL}\s*)?[A-Za-z]\s*(?:{_REL}|\\in(?![A-Za-z]))[^=]*$")
@@ -208,7 +209,8 @@ def split_domain(s: str) -> tuple[str, str | None]:
         main, cond = parts[0].strip(), parts[1].strip()
         main_rel = re.search(r"<|>|\\le |\\ge |\\neq |\\in(?![A-Za-z])", main)
         shared = _letters(cond) & _letters(main)
-        if not main_rel and _CONDITION.match(cond) and len(_letters(cond)) == 1 and shared:
+        one = len(_letters(_BB.sub(" ", cond))) == 1  # `k \\in \\mathbb{Z}`: one letter
+        if not main_rel and _CONDITION.match(cond) and one and shared:
             return main, cond
     return s, None
 

@@ -43,6 +43,7 @@ _MEMBER = re.compile(r"(?P<v>[^=<>]{1,20}?)\s*\\in\s*(?P<s>.+)")
 _INTERVAL = re.compile(r"(?P<l>[(\[])(?P<a>[^,;]+)[,;](?P<b>[^,;]+)(?P<r>[)\]])")
 _REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)")
 _SUM = re.compile(r"\s*[a-z](?:\s*[-+]\s*[a-z]){1,3}\s*")
+_NORM = re.compile(r"\s*\|\s*(?:\\vec\s*\{?\s*)?[A-Za-z]\}?\s*\|\s*")  # `|\\vec c|`
 _ABS = re.compile(r"\s*\|\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\|\s*")
 _DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
 
@@ -93,7 +94,7 @@ def _inequality(s: str) -> list[Interval] | None:
         if op in ("<", "\\le"):
             return [Interval(_NINF, b, False, op == "\\le")]
         return [Interval(b, _INF, op == "\\ge", False)]
-    if len(parts) == 3 and not var_at and _SUM.fullmatch(parts[1]):
+    if len(parts) == 3 and not var_at and (_SUM.fullmatch(parts[1]) or _NORM.fullmatch(parts[1])):
         var_at = [1]  # `-5 \\le x + y \\le 5`: the bounds of one quantity
     if len(parts) == 3 and var_at == [1] and "\\neq" not in ops:
         if ops[0] in (">", "\\ge") and ops[1] in (">", "\\ge"):
@@ -180,7 +181,7 @@ def parse_set(s: str) -> list[Interval] | None:
         s = mm.group("s")
     out: list[Interval] = []
     for piece in split_top(s, _UNION):
-        got = _piece(piece)
+        got = _piece(piece.strip().strip(",;"))  # `-3 < x \\le -2, or 1 \\le x \\le 2`
         if got is None:
             return None
         out.extend(got)

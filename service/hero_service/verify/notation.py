@@ -50,6 +50,13 @@ _COMMANDS = [
     (re.compile(r"\\(?:text|mathrm|textrm|mbox)\s*\{\s*(or|and)\s*\}"), r" \1 "),
     (re.compile(r"\+\s*\\infty"), r"\\infty"),
     (re.compile(r"\\sim(?![A-Za-z])"), "="),  # `f(x) \\sim 2\\sum ...`: names a value
+    (re.compile(r"\^?\s*\\text(?:circ|degree)(?![A-Za-z])"), "^{°}"),
+    # textbook notation: `C_{n}^{k}` is a binomial coefficient, `A_{n}^{k}` an arrangement
+    (re.compile(r"(?<![A-Za-z\\])C_\{?(\w{1,3})\}?\^\{?(\w{1,3})\}?"), r"\\binom{\1}{\2}"),
+    (
+        re.compile(r"(?<![A-Za-z\\])A_\{?(\w{1,3})\}?\^\{?(\w{1,3})\}?"),
+        r"\\frac{\1!}{(\1-\2)!}",
+    ),
     (re.compile(r"\\varnothing(?![A-Za-z])"), r"\\emptyset "),
     (re.compile(r"\\middle\s*(?=[|/])"), ""),
     (re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])"), r" \\cup "),  # `(-1, 0) U (1, 2)`
@@ -66,6 +73,7 @@ _COMMANDS = [
 ]
 # `{x | x > 0}` written without the backslashes a LaTeX set needs
 _BARE_SET = re.compile(r"\{(?P<body>[^{}]*(?:\||\\mid)[^{}]*)\}")
+_PAREN_LIST = re.compile(r"\s*(?:\(\d{1,2}\)\s*[,，、]?\s*){2,}")
 _DEGREE_MARK = "^{°}"
 _SPACES = re.compile(r"\s+")
 
@@ -83,6 +91,8 @@ def canonical(s: str) -> str:
     for pat, rep in _COMMANDS:
         s = pat.sub(rep, s)
     s = s.replace(_DEGREE_MARK, "^{\\circ}")
+    if _PAREN_LIST.fullmatch(s):  # `(1)(4)`: the statements chosen, like `①④`
+        s = ",".join(re.findall(r"\d+", s))
     m = _BARE_SET.fullmatch(s.strip())
     if m is not None and not s.strip().startswith("\\{"):
         s = "\\{" + m.group("body") + "\\}"

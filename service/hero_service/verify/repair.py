@@ -56,6 +56,8 @@ def repair_reference(ref: str) -> str:
     s = _CONTROL.sub(_fix, ref)
     s = _DOUBLED.sub(r"\\", s)
     s = _DOLLAR_SEP.sub(r"\1 ", s)
+    if re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*\^\s*", s):  # `90^`: the `\\circ` was lost
+        s = s.rstrip().rstrip("^") + "^{\\circ}"
     lead = _LEAD.match(s)
     if lead is not None and re.search(r"[\d=<>()\[\]\\]", s[lead.end() :]):
         s = s[lead.end() :]

@@ -47,6 +47,9 @@ _CODE = re.compile(
 
 
 _HEDGE = re.compile(r"\\lor\b|\\vee\b|\\neq?\b|\\not\b|\bor\b|\\text\s*\{\s*or\s*\}")
+_PREFIXED_CHOICE = re.compile(
+    r"\s*\(?(?P<letter>[A-E])\)?\s*[:.．、：]\s*(?P<body>\S.*)", re.DOTALL
+)
 _CHOICE_REF = re.compile(r"\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?\s*")
 
 
@@ -123,8 +126,19 @@ class RuleVerifier:
         self, reference: str, responses: list[str], verifier: str, question: str = ""
     ) -> list[Verdict]:
         rule = "cascade" if verifier == "cascade+judge" else verifier
+        prefixed = _PREFIXED_CHOICE.fullmatch(reference) if rule == "cascade" else None
         if rule == "choice" or (rule == "cascade" and _is_choice_reference(reference)):
             verdicts = [self._choice(reference, r) for r in responses]
+        elif prefixed is not None:  # `B: x+4y-5=0`: the letter, or what it stands for
+            verdicts = await self._math(prefixed["body"], responses, rule)
+            for i, r in enumerate(responses):
+                ans = extract_answer(r).answer
+                got = normalize_choice(ans) if ans is not None else None
+                if got is not None and got.isupper():
+                    ok = got == prefixed["letter"]
+                    verdicts[i] = Verdict(
+                        int(ok), "correct" if ok else "incorrect", got, None, "choice"
+                    )
         else:
             verdicts = await self._math(reference, responses, rule)
         if verifier == "cascade+judge" and self.judge is not None:

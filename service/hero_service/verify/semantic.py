@@ -40,6 +40,8 @@ _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
 _PM = ("\\pm", "\\mp")
 _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
 _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
+# `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
+_BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
 
 
@@ -159,8 +161,8 @@ def _value_side(s: str, ans_side: bool) -> str | None:
     if side is None or ans_side:
         return side
     left = s[: s.index("=")]
-    bare = re.sub(r"\\([^()]*\\)|_\\{[^{}]*\\}|_\\w", "", left)
-    if _NAME_LIKE.fullmatch(left) and not re.search(r"\\d", bare):
+    bare = re.sub(r"\([^()]*\)|_\{[^{}]*\}|_\w", "", left)  # `\\sin(x - \\frac{\\pi}{3})`
+    if _NAME_LIKE.fullmatch(bare) and not re.search(r"\d", bare):
         return side
     return None
 
@@ -292,11 +294,6 @@ def compare(ref: str, ans: str) -> Outcome:
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa:
         return Outcome("correct", "string")
-    both_intervals = intervals.is_interval(ref) and intervals.is_interval(ans)
-    if both_intervals or intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
-        got = _sets(ref, ans)
-        if got is not None:
-            return got
     ref, _ = forms.cut_quantifier(ref)  # `f(x) = x \\forall x`, `... for constants k, m`
     ans, declared = forms.cut_quantifier(ans)
     (ref, rdom), (ans, adom) = forms.split_domain(ref), forms.split_domain(ans)
@@ -310,6 +307,12 @@ def compare(ref: str, ans: str) -> Outcome:
         sr, sa = strip_string(ref), strip_string(ans)
         if sr and sr == sa:
             return Outcome("correct", "string")
+    both_intervals = intervals.is_interval(ref) and intervals.is_interval(ans)
+    if both_intervals or intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
+        got = _sets(ref, ans)
+        if got is not None:
+            return got
+    ref, ans = _BUILDER_EQ.sub(r"\1 = \2", ref), _BUILDER_EQ.sub(r"\1 = \2", ans)
     ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
     ref, ans = equations.expand_chain(ref) or ref, equations.expand_chain(ans) or ans
     ref, ans = _expand_pm(ref), _expand_pm(ans)
