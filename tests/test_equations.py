@@ -152,7 +152,9 @@ NOT_EQUIVALENT = [
     ("B: x+4y-5=0", r"y=-\dfrac14x+\dfrac94"),
     ("B: x+4y-5=0", "C"),
     (r"C_{20}^{10} \cdot C_{20}^{10}", r"\dbinom{20}{10}"),
-    ("90^", r"\dfrac{\pi}{3}"),  # `\sum_{k` is not a label naming `1}^{2} k`
+    ("90^", r"\dfrac{\pi}{3}"),
+    (r"2\sin \frac{\pi}{4}=\sqrt{2}", r"\sqrt{3}"),
+    ("280", "about 281"),  # `\sum_{k` is not a label naming `1}^{2} k`
 ]
 
 

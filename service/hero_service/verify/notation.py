@@ -64,6 +64,8 @@ _COMMANDS = [
     (re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])"), r"\\pi "),
     (re.compile(r"(?<![A-Za-z\\])inf(?:inity)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"^\s*(?:\\approx|=)\s*"), ""),  # `\\approx 3.14`, `= 5`
+    # `approximately 280 meters`: the value a model rounded, said in words
+    (re.compile(r"^\s*(?:approximately|approx\.?|about|around|roughly)\s+(?=[-\d\\$])", re.I), ""),
     (re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])"), r"\1 \\times 10^{\2}"),
     (re.compile(r"\\infin(?![A-Za-z])|\\inf(?:ty)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"\\mathbf\s*\{\s*([RZNQ])\s*\}|\\Bbb\s*\{?\s*([RZNQ])\s*\}?"), r"\\mathbb{\1\2}"),

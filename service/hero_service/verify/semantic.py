@@ -161,6 +161,8 @@ def _value_side(s: str, ans_side: bool) -> str | None:
     if side is None or ans_side:
         return side
     left = s[: s.index("=")]
+    if re.search(r"\d", left) and not re.search(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", left):
+        return side  # `2\\sin\\frac{\\pi}{4} = \\sqrt{2}`: a computation, then its value
     bare = re.sub(r"\([^()]*\)|_\{[^{}]*\}|_\w", "", left)  # `\\sin(x - \\frac{\\pi}{3})`
     if _NAME_LIKE.fullmatch(bare) and not re.search(r"\d", bare):
         return side
