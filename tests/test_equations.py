@@ -5,17 +5,16 @@ has its near misses, end to end through the RuleVerifier with real worker proces
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
 
-from hero_service.metrics import Metrics
 from hero_service.verify import equations, forms
 from hero_service.verify.notation import canonical
-from hero_service.verify.pool import VerifierPool
 from hero_service.verify.rules import RuleVerifier
+from tests.verifying import verdict
+
+pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
 
 EQUIVALENT = [
     # an equation against the value it names (the answer's side, or a named reference)
@@ -158,36 +157,16 @@ NOT_EQUIVALENT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[RuleVerifier]:
-    loop = asyncio.new_event_loop()
-    pool = VerifierPool(2, 10.0, 500, 1536, 10_000)
-    loop.run_until_complete(pool.warm_up())
-    rv = RuleVerifier(pool, Metrics(), cache_size=0)
-    rv._test_loop = loop  # type: ignore[attr-defined]
-    yield rv
-    pool.close()
-    loop.close()
-
-
-def _label(rv: RuleVerifier, ref: str, ans: str) -> tuple[int, str, str | None]:
-    loop: asyncio.AbstractEventLoop = rv._test_loop  # type: ignore[attr-defined]
-    v = loop.run_until_complete(
-        rv.verify_group(ref, [f"So the answer is $\\boxed{{{ans}}}$."], "cascade")
-    )[0]
-    return v.label, v.status, v.stage
-
-
 @pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
 def test_equivalent_forms_are_correct(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    label, status, stage = _label(verifier, ref, ans)
-    assert (label, status) == (1, "correct"), (status, stage)
+    v = verdict(verifier, ref, f"So the answer is $\\boxed{{{ans}}}$.")
+    assert (v.label, v.status) == (1, "correct"), (v.status, v.stage)
 
 
 @pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
 def test_near_misses_are_not_correct(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    label, status, stage = _label(verifier, ref, ans)
-    assert label == 0, (status, stage)
+    v = verdict(verifier, ref, f"So the answer is $\\boxed{{{ans}}}$.")
+    assert v.label == 0, (v.status, v.stage)
 
 
 def test_pure_helpers() -> None:

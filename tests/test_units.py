@@ -3,21 +3,20 @@ the same dimension; what must never be stripped; the guard; end to end through t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hero_service.metrics import Metrics
 from hero_service.verify import units
 from hero_service.verify.notation import canonical
-from hero_service.verify.pool import VerifierPool
 from hero_service.verify.repair import repair_reference
 from hero_service.verify.rules import RuleVerifier, _guard
 from hero_service.verify.semantic import compare
+from tests.verifying import label
+
+pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
 
 # (reference, boxed answer): equivalent
 EQUIVALENT = [
@@ -172,33 +171,16 @@ def test_units_never_raise(s: str) -> None:
     units.mismatch(canonical(s), "5 m")
 
 
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[RuleVerifier]:
-    loop = asyncio.new_event_loop()
-    pool = VerifierPool(2, 10.0, 500, 1536, 10_000)
-    loop.run_until_complete(pool.warm_up())
-    rv = RuleVerifier(pool, Metrics(), cache_size=0)
-    rv._test_loop = loop  # type: ignore[attr-defined]
-    yield rv
-    pool.close()
-    loop.close()
-
-
-def _label(rv: RuleVerifier, ref: str, response: str) -> int:
-    loop: asyncio.AbstractEventLoop = rv._test_loop  # type: ignore[attr-defined]
-    return loop.run_until_complete(rv.verify_group(ref, [response], "cascade"))[0].label
-
-
 @pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
 def test_cascade_accepts_units(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    assert _label(verifier, ref, f"The final answer is $\\boxed{{{ans}}}$.") == 1
+    assert label(verifier, ref, f"The final answer is $\\boxed{{{ans}}}$.") == 1
 
 
 @pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
 def test_cascade_rejects_unit_near_misses(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    assert _label(verifier, ref, f"The final answer is $\\boxed{{{ans}}}$.") == 0
+    assert label(verifier, ref, f"The final answer is $\\boxed{{{ans}}}$.") == 0
 
 
 def test_cascade_reads_a_unit_outside_the_box(verifier: RuleVerifier) -> None:
-    assert _label(verifier, r"825\,J", r"So the work done is $\boxed{825}$ J.") == 1
-    assert _label(verifier, r"825\,J", r"So the work done is $\boxed{875}$ J.") == 0
+    assert label(verifier, r"825\,J", r"So the work done is $\boxed{825}$ J.") == 1
+    assert label(verifier, r"825\,J", r"So the work done is $\boxed{875}$ J.") == 0

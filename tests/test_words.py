@@ -3,20 +3,18 @@ near misses that must stay incorrect; pure, through the semantic stages and end 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hero_service.metrics import Metrics
 from hero_service.verify import words
 from hero_service.verify.notation import canonical
-from hero_service.verify.pool import VerifierPool
 from hero_service.verify.repair import repair_reference
 from hero_service.verify.rules import RuleVerifier
 from hero_service.verify.semantic import compare
+from tests.verifying import label
+
+pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
 
 EQUIVALENT = [
     ("It is impossible.", r"\text{No}"),
@@ -149,28 +147,11 @@ def test_words_never_raise(a: str, b: str) -> None:
     words.compare(canonical(b), canonical(a))
 
 
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[RuleVerifier]:
-    loop = asyncio.new_event_loop()
-    pool = VerifierPool(2, 10.0, 500, 1536, 10_000)
-    loop.run_until_complete(pool.warm_up())
-    rv = RuleVerifier(pool, Metrics(), cache_size=0)
-    rv._test_loop = loop  # type: ignore[attr-defined]
-    yield rv
-    pool.close()
-    loop.close()
-
-
-def _label(rv: RuleVerifier, ref: str, response: str) -> int:
-    loop: asyncio.AbstractEventLoop = rv._test_loop  # type: ignore[attr-defined]
-    return loop.run_until_complete(rv.verify_group(ref, [response], "cascade"))[0].label
-
-
 @pytest.mark.parametrize(("ref", "ans"), EQUIVALENT)
 def test_cascade_accepts_worded_answers(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    assert _label(verifier, ref, f"**Answer:** {ans}") == 1
+    assert label(verifier, ref, f"**Answer:** {ans}") == 1
 
 
 @pytest.mark.parametrize(("ref", "ans"), NOT_EQUIVALENT)
 def test_cascade_rejects_worded_near_misses(verifier: RuleVerifier, ref: str, ans: str) -> None:
-    assert _label(verifier, ref, f"**Answer:** {ans}") == 0
+    assert label(verifier, ref, f"**Answer:** {ans}") == 0
