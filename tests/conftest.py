@@ -15,6 +15,7 @@ from hero_service.tools.devserver import free_port, hero_serve, start
 from tests.inproc import InProcess
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.verifying"]  # the live `verifier` fixture of the verifier tests
 
 
 def start_server(

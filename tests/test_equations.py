@@ -14,8 +14,6 @@ from hero_service.verify.notation import canonical
 from hero_service.verify.rules import RuleVerifier
 from tests.verifying import verdict
 
-pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
-
 EQUIVALENT = [
     # an equation against the value it names (the answer's side, or a named reference)
     (r"30^\circ", r"\angle A = 30^\circ"),

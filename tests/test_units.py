@@ -16,8 +16,6 @@ from hero_service.verify.rules import RuleVerifier, _guard
 from hero_service.verify.semantic import compare
 from tests.verifying import label
 
-pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
-
 # (reference, boxed answer): equivalent
 EQUIVALENT = [
     (r"\dfrac{4}{3}\pi cm^{3}", r"\frac{4\pi}{3}\ \text{cm}^3"),

@@ -14,8 +14,6 @@ from hero_service.verify.rules import RuleVerifier
 from hero_service.verify.semantic import compare
 from tests.verifying import label
 
-pytest_plugins = ["tests.verifying"]  # the `verifier` fixture
-
 EQUIVALENT = [
     ("It is impossible.", r"\text{No}"),
     ("It is impossible.", "No — it is not possible to end up with 2007 pieces."),
