@@ -50,7 +50,8 @@ def model_rows() -> list[dict[str, Any]]:
                 {
                     "id": r["id"],
                     "line": r["line"],
-                    "category": "model/" + ("equivalent" if r["equivalent"] else "near_miss"),
+                    "category": f"model/{path.stem[-1]}/"
+                    + ("equivalent" if r["equivalent"] else "near_miss"),
                     "family": r["family"],
                     "reference": refs[r["line"]],
                     "response": r["response"],
