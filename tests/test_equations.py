@@ -136,7 +136,7 @@ NOT_EQUIVALENT = [
         r"f(x) \sim 2 \sum_{k=1}^{\infty} \frac{(-1)^{k+1}}{k} \sin(kx)",
         r"\sum_{k=1}^{\infty}\frac{(-1)^{k+1}}{k}\sin kx",
     ),
-    (r"2", r"\sum_{k=1}^{2} k"),
+    (r"2", r"\sum_{k=1}^{2} k"),  # `\sum_{k` is not a label naming `1}^{2} k`
     (r"x^2+y^2=1", "1"),  # `x^2+y^2` is not a label
     (r" sin\left(x- \frac{\pi}{3}\right) = -\frac{1}{3}", r"1/3"),
     (r"\{ x \mid x = 4k - 1, \, k \in \mathbf{Z} \}", r"x=4n+1\ (n\in\mathbb Z)"),
@@ -151,7 +151,13 @@ NOT_EQUIVALENT = [
     (r"C_{20}^{10} \cdot C_{20}^{10}", r"\dbinom{20}{10}"),
     ("90^", r"\dfrac{\pi}{3}"),
     (r"2\sin \frac{\pi}{4}=\sqrt{2}", r"\sqrt{3}"),
-    ("280", "about 281"),  # `\sum_{k` is not a label naming `1}^{2} k`
+    ("280", "about 281"),
+    ("<", r"-\dfrac{4}{3}>-\dfrac{5}{4}"),
+    (r"a - a^{-1} = \pm 4\sqrt{2}", r"4\sqrt{2}"),
+    (r"x^2 - 5x + 6 = 0", "0"),  # an equation set to zero is not the value 0
+    ("75,000", r"₹75{,}001"),
+    (r"n \text{ can be any natural number}", r"n \text{ even}"),  # text is not dropped
+    (r"\{x \,|\, 1 \leq x < 2\}", "the set of all x with 1 < x < 2"),
 ]
 
 
@@ -183,3 +189,19 @@ def test_pure_helpers() -> None:
     assert equations.proportional("(a) - (3b)", "(3b) - (a)", positive=True) is None
     assert forms.cut_quantifier(canonical(r"f(x)=x \text{ for all } x")) == ("f(x)=x", {"x"})
     assert forms.split_domain("x^2, y > 0") == ("x^2, y > 0", None)  # y is not in x^2
+
+
+def test_the_box_a_response_names_final_wins_over_earlier_boxes(verifier: RuleVerifier) -> None:
+    steps = r"The speed is $\boxed{40}$ km/h, then $s = 7$. "
+    assert verdict(verifier, "7", steps + r"The final answer is $\boxed{7}$.").label == 1
+    assert verdict(verifier, "7", steps + "**Final Answer**\n\\[\n\\boxed{7}\n\\]").label == 1
+    hedge = verdict(verifier, "7", r"So $\boxed{7}$ or $\boxed{8}$.")
+    assert (hedge.label, hedge.reason) == (0, "multiple_answers")
+    hedge = verdict(verifier, "7", r"The final answer is $\boxed{8}$ or $\boxed{7}$.")
+    assert (hedge.label, hedge.reason) == (0, "multiple_answers")
+
+
+def test_only_the_text_after_a_reasoning_block_counts(verifier: RuleVerifier) -> None:
+    think = "<think>\nmaybe $\\boxed{8}$? wait, no\n</think>\n\n"
+    assert verdict(verifier, "7", think + r"So the answer is $\boxed{7}$.").label == 1
+    assert verdict(verifier, "8", think + r"So the answer is $\boxed{7}$.").label == 0

@@ -36,6 +36,14 @@ _BOX_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 # The space form `\boxed 5` runs to the end of the math span or of the line.
 _SPACE_FORM_STOP = re.compile(r"\$|\n|\\\]|\\\)")
 _MAX_UNWRAP = 8
+_THINK_END = "</think>"
+# "The final answer is $\\boxed{7}$", "**Final Answer**\n\\[\\boxed{7}\\]": the box a
+# response names as its answer (earlier boxes are then intermediate results)
+_FINAL_CUE = re.compile(
+    r"(?:final\s+answer(?:\s+is)?|the\s+answer\s+is|answer\s*:)(?:\s|\$|:|\*|\\\[|\\\(){0,12}$",
+    re.IGNORECASE,
+)
+_CUE_SPAN = 60
 
 _ANSWER_IS = re.compile(
     r"\bthe\s+(?:final\s+)?answer\s+is\b"
@@ -58,6 +66,7 @@ class Extraction:
     answer: str | None
     source: AnswerSource
     n_boxed: int
+    final_marked: bool = False  # the last box follows "the final answer is" / "Answer:"
 
 
 @dataclass(frozen=True)
@@ -178,13 +187,21 @@ def _after_answer_line(text: str) -> str | None:
 
 def extract_answer(text: str) -> Extraction:
     """Final answer: last box, else "the answer is", else "Answer:" line, else the maths
-    the final sentence concludes with (`last_math`)."""
+    the final sentence concludes with (`last_math`). After a reasoning block (`</think>`)
+    only the text after it counts, when it gives an answer."""
+    cut = text.rfind(_THINK_END)
+    if cut >= 0 and text[cut + len(_THINK_END) :].strip():
+        after = extract_answer(text[cut + len(_THINK_END) :])
+        if after.answer is not None:
+            return after
     boxes = _scan_boxes(text)
     n_boxed = sum(1 for b in boxes if b.content is not None)
     if boxes and boxes[-1].content is not None:
         boxed = _unwrap(boxes[-1].content).strip()
         if boxed:
-            return Extraction(boxed, "boxed", n_boxed)
+            lead = text[max(0, boxes[-1].start - _CUE_SPAN) : boxes[-1].start]
+            marked = _FINAL_CUE.search(lead) is not None
+            return Extraction(boxed, "boxed", n_boxed, marked)
     answer = _after_answer_is(text)
     if answer is not None:
         return Extraction(answer, "answer_is", n_boxed)

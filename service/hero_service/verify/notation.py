@@ -25,6 +25,8 @@ _UNICODE = {
     "±": r"\pm ", "∓": r"\mp ", "\u00a0": " ", "\u3000": " ", "＋": "+", "－": "-", "／": "/",
 }  # fmt: skip
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+_SUPERSCRIPT = {c: str(i) for i, c in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")}
+_SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 _FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}
 _CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
 _CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
@@ -90,6 +92,7 @@ def canonical(s: str) -> str:
     if any(c in _FULLWIDTH_DIGIT for c in s):
         s = "".join(_FULLWIDTH_DIGIT.get(c, c) for c in s)
     s = _CIRCLED_RUN.sub(_circled, s)
+    s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + "".join(_SUPERSCRIPT[c] for c in m.group()) + "}", s)
     for pat, rep in _COMMANDS:
         s = pat.sub(rep, s)
     s = s.replace(_DEGREE_MARK, "^{\\circ}")

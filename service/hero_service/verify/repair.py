@@ -55,6 +55,7 @@ def _fix(m: re.Match[str]) -> str:
 def repair_reference(ref: str) -> str:
     s = _CONTROL.sub(_fix, ref)
     s = _DOUBLED.sub(r"\\", s)
+    s = s.replace("\\\\{", "\\{").replace("\\\\}", "\\}")  # `\\\\{x | x < -1\\\\}`
     s = _DOLLAR_SEP.sub(r"\1 ", s)
     if re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*\^\s*", s):  # `90^`: the `\\circ` was lost
         s = s.rstrip().rstrip("^") + "^{\\circ}"

@@ -32,6 +32,7 @@ from hero_service.verify.prefilter import PrefilterConfig, prefilter
 from hero_service.verify.repair import repair_reference
 from hero_service.verify.semantic import compare
 from hero_service.verify.verdict import Verdict
+from hero_service.verify.words import texts_differ
 
 if TYPE_CHECKING:
     from hero_service.verify.judge import Judge
@@ -172,7 +173,7 @@ class RuleVerifier:
             return Verdict(0, "rejected", ex.answer[:200], reason, "prefilter")
         if _CODE.search(ex.answer) and not _CODE.search(reference):
             return Verdict(0, "rejected", ex.answer[:200], "code", "guard")
-        if ex.n_boxed > 1:
+        if ex.n_boxed > 1 and not ex.final_marked:  # marked: the earlier boxes are steps
             boxes = list(dict.fromkeys(all_boxed(response)))
             distinct = {strip_string(b) for b in boxes}
             if len(distinct) > 1:
@@ -225,7 +226,7 @@ class RuleVerifier:
         if verifier == "cascade":
             if exact_match(reference, answer):
                 return "correct", None, "exact"
-            if is_equiv(reference, answer):
+            if is_equiv(reference, answer) and not texts_differ(reference, answer):
                 return "correct", None, "string"
             ref_v, ans_v = numeric_value(reference), numeric_value(answer)
             if ref_v is not None and ans_v is not None and ref_v == ans_v:

@@ -42,6 +42,13 @@ _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
 _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
+_CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
+_SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
+_ALL_X = re.compile(
+    r"^\s*(?:the\s+set\s+of\s+)?all\s+(?:real\s+)?(?:numbers\s+)?[a-z]\s+"
+    r"(?:with|such\s+that|satisfying|where|for\s+which)\s+(?=\S)",
+    re.IGNORECASE,
+)
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
 
 
@@ -113,7 +120,7 @@ def _leaf(ref: str, ans: str) -> Outcome:
         if got is not None:
             return got
     rs, as_ = strip_string(rv), strip_string(av)
-    if rs and rs == as_:
+    if rs and rs == as_ and not words.texts_differ(rv, av):
         return Outcome("correct", "string")
     for mark in ("^{\\circ}", "\\%"):  # the same unit on both sides: compare the numbers
         if rv.endswith(mark) and av.endswith(mark):
@@ -161,8 +168,12 @@ def _value_side(s: str, ans_side: bool) -> str | None:
     if side is None or ans_side:
         return side
     left = s[: s.index("=")]
-    if re.search(r"\d", left) and not re.search(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", left):
+    letters = set(re.findall(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", left))
+    if re.search(r"\d", left) and not letters:
         return side  # `2\\sin\\frac{\\pi}{4} = \\sqrt{2}`: a computation, then its value
+    constant = not re.search(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", side)
+    if len(letters) == 1 and constant and strip_string(side) != "0":
+        return side  # `a - a^{-1} = \\pm 4\\sqrt{2}`: the quantity asked for, and its value
     bare = re.sub(r"\([^()]*\)|_\{[^{}]*\}|_\w", "", left)  # `\\sin(x - \\frac{\\pi}{3})`
     if _NAME_LIKE.fullmatch(bare) and not re.search(r"\d", bare):
         return side
@@ -293,8 +304,14 @@ def compare(ref: str, ans: str) -> Outcome:
     """Decide `ans` against `ref`, or name the leaf pairs that need Math-Verify."""
     if len(ref) > _MAX_CHARS or len(ans) > _MAX_CHARS:
         return Outcome(None, "math_verify", "too_long", ((ref, ans),))  # the sandbox's job
+    if ref.strip() in _SYMBOLS:  # `<`: which of two quantities is larger
+        rel = latex.split_relations(ans, equals=True)
+        op = ans.strip() if rel is None else (rel[1][0] if len(rel[1]) == 1 else None)
+        if op in _SYMBOLS:
+            return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
+    ans = _ALL_X.sub("", ans, count=1)  # `the set of all x with 1 \\le x < 2`
     sr, sa = strip_string(ref), strip_string(ans)
-    if sr and sr == sa:
+    if sr and sr == sa and not words.texts_differ(ref, ans):
         return Outcome("correct", "string")
     ref, _ = forms.cut_quantifier(ref)  # `f(x) = x \\forall x`, `... for constants k, m`
     ans, declared = forms.cut_quantifier(ans)
@@ -307,7 +324,7 @@ def compare(ref: str, ans: str) -> Outcome:
         ans = forms.rename_declared(ref, ans, declared)
     if rdom is not None or adom is not None or declared:
         sr, sa = strip_string(ref), strip_string(ans)
-        if sr and sr == sa:
+        if sr and sr == sa and not words.texts_differ(ref, ans):
             return Outcome("correct", "string")
     both_intervals = intervals.is_interval(ref) and intervals.is_interval(ans)
     if both_intervals or intervals.looks_like_set(ref) or intervals.looks_like_set(ans):
@@ -323,6 +340,8 @@ def compare(ref: str, ans: str) -> Outcome:
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
         ref, ans = rt, at  # a vector against a tuple; two matrices stay matrices
+    if _THOUSANDS.fullmatch(ref.strip()) and _CURRENCY.match(ans):  # `₹75{,}000`
+        ans = _CURRENCY.sub("", ans, count=1)
     if _THOUSANDS.fullmatch(ans.strip()):
         ans = ans.replace("{,}", "").replace(",", "")
         if _THOUSANDS.fullmatch(ref.strip()):  # `81,213` vs `81{,}213`

@@ -75,6 +75,7 @@ UNITS: dict[str, tuple[tuple[str, ...], str, Fraction]] = {
     "yuan": (("yuan", "rmb", "¥", "元", "\\yen"), "¥", F(1)),
     "euro": (("euro", "eur", "€", "\\euro"), "€", F(1)),
     "gbp": (("£", "\\pounds"), "£", F(1)),
+    "rupee": (("₹", "rs", "inr", "rupee"), "₹", F(1)),
 }
 _OF = {alias: canon for canon, (names, _, _) in UNITS.items() for alias in names}
 _LETTERS = frozenset("mgshlLJWVΩ")  # the single-letter spellings, case-sensitive
@@ -82,7 +83,7 @@ _POWER_WORDS = {"square": 2, "sq": 2, "cubic": 3, "cu": 3}
 
 _TOKEN = re.compile(
     r"\\(?:text|mathrm|textrm|mbox|textnormal|operatorname|mathit)\s*\{(?P<grp>[^{}]*)\}"
-    r"|(?P<cur>\\textdollar|\\\$|\\(?=\d)|\\euro|\\yen|\\pounds|[¥€£$¢元])"
+    r"|(?P<cur>\\textdollar|\\\$|\\(?=\d)|\\euro|\\yen|\\pounds|[¥€£$¢元₹])"
     r"|(?P<omega>\\Omega(?![A-Za-z])|Ω)"
     r"|(?P<cmd>\\[A-Za-z]+)"
     r"|(?P<word>[A-Za-z]+)"

@@ -25,7 +25,13 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-__all__ = ["compare", "concepts"]
+from hero_service.verify.units import UNITS
+
+__all__ = [
+    "compare",
+    "concepts",
+    "texts_differ",
+]
 
 # Families of words that recur in worded math answers: spelling -> concept. Concepts in one
 # family exclude each other (`_FAMILY`); a word outside every family is ordinary content.
@@ -222,3 +228,20 @@ def compare(ref: str, ans: str) -> Literal["correct", "incorrect"] | None:
         if c == want and not any(_adds(want, x) for x in rest + asides):
             return "correct"
     return None
+
+
+def texts_differ(ref: str, ans: str) -> bool:
+    """Both sides carry words in `\\text{...}` and not the same ones (units aside): string
+    normalization drops text, so `n \\text{ even}` would equal `n \\text{ any number}`."""
+    r, a = _text_words(ref), _text_words(ans)
+    return bool(r) and bool(a) and r != a
+
+
+def _text_words(s: str) -> frozenset[str]:
+    got = {_stem(w) for t in _WRAP.findall(s) for w in re.findall(r"[A-Za-z]{2,}", t.lower())}
+    return frozenset(w for w in got if w not in _FILLER and w not in _UNIT_WORDS)
+
+
+_UNIT_WORDS = frozenset(
+    _stem(w) for names, _, _ in UNITS.values() for w in names if w.isalpha() and len(w) > 1
+)
