@@ -158,6 +158,7 @@ NOT_EQUIVALENT = [
     ("75,000", r"₹75{,}001"),
     (r"n \text{ can be any natural number}", r"n \text{ even}"),  # text is not dropped
     (r"\{x \,|\, 1 \leq x < 2\}", "the set of all x with 1 < x < 2"),
+    (r"f(x) = x^2 - 1 \text{ (for } x\geqslant -1)", r"f(x)=x^2-1\ (x\ge0)"),  # another domain
 ]
 
 

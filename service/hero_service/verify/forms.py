@@ -66,10 +66,11 @@ _PARAMS = ("k", "n", "m")
 # `... \forall n`, `... \text{ for all } x`, `... for some integer m \ge 0`, `... \text{ for
 # constants } k, m`: a quantifier or a declaration of parameters ends the answer proper
 _QUANTIFIER = re.compile(
-    r"\\forall(?![A-Za-z])|\\text\{\s*\(?\s*(?:for|where)\b[^{}]*\}"
+    r"\\forall(?![A-Za-z])|\\text\{\s*(?:for|where)\b[^{}]*\}"
     r"|\bfor\s+(?:all|any|every|each|some)\b"
     r"|\\text\{\s*(?:with|and)\s+(?:arbitrary\s+)?(?:constants?|parameters?)\b[^{}]*\}"
 )
+_TEXT_FOR = re.compile(r"\s*\\text\{\s*\(\s*(?:for|where|when)\s*\}\s*")
 _RANGE_TAIL = re.compile(
     r"[,;]\s*(?P<v>[A-Za-z])\s*=\s*-?\d+\s*,\s*-?\d+\s*(?:,\s*-?\d+\s*)*,\s*\\dots\s*$"
 )
@@ -200,6 +201,7 @@ def cut_quantifier(s: str) -> tuple[str, set[str]]:
 def split_domain(s: str) -> tuple[str, str | None]:
     """A trailing condition on a variable of the answer, split off: `2-\\sqrt{x+1} (x \\ge
     -1)`, `y = 12-2x, 3 < x < 6`, `y = 12 - 2x, x \\in (3, 6)` -> (main, condition)."""
+    s = _TEXT_FOR.sub(" (", s)  # `x^2 - 1 \\text{ (for } x \\ge -1)`
     m = _DOMAIN_PAREN.match(s)
     if m is not None and _letters(m.group("cond")) & _letters(m.group("main")):
         cond = m.group("cond").strip()
