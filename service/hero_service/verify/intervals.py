@@ -45,6 +45,7 @@ _REALS = re.compile(r"\\mathbb\{R\}|\\mathbb R|\(\s*-\\infty\s*,\s*\\infty\s*\)"
 _SUM = re.compile(r"\s*[a-z](?:\s*[-+]\s*[a-z]){1,3}\s*")
 _NORM = re.compile(r"\s*\|\s*(?:\\vec\s*\{?\s*)?[A-Za-z]\}?\s*\|\s*")  # `|\\vec c|`
 _ABS = re.compile(r"\s*\|\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\|\s*")
+_PARAM = re.compile(r"[,;]\s*[a-z]\s*\\in\s*\\mathbb\s*\{?\s*[ZN]\s*\}?[^,;]*$")
 _DOMAIN = re.compile(r",?\s*(?:[A-Za-z]|\\[A-Za-z]+)\s*\\in\s*\\mathbb\{R\}\s*$")
 
 
@@ -175,7 +176,8 @@ def parse_set(s: str) -> list[Interval] | None:
     s = _DOMAIN.sub("", s.strip())
     m = _BUILDER.fullmatch(s)
     if m is not None:
-        s = m.group("c")
+        # `\\{x \\mid 2k\\pi < x < 2k\\pi+\\pi, k \\in \\mathbb{Z}\\}`: the parameter is not a bound
+        s = _PARAM.sub("", m.group("c"))
     mm = _MEMBER.fullmatch(s)  # `x \\in (1, 2)`, and `\\{x \\mid x \\in \\mathbb{R}\\}`
     if mm is not None and _VAR.fullmatch(mm.group("v")):
         s = mm.group("s")
