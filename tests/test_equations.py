@@ -159,6 +159,8 @@ NOT_EQUIVALENT = [
     (r"n \text{ can be any natural number}", r"n \text{ even}"),  # text is not dropped
     (r"\{x \,|\, 1 \leq x < 2\}", "the set of all x with 1 < x < 2"),
     (r"f(x) = x^2 - 1 \text{ (for } x\geqslant -1)", r"f(x)=x^2-1\ (x\ge0)"),  # another domain
+    (r"(a, b) = \left(\frac{1}{4}, -\frac{1}{4}\right)", r"\left(-\frac{1}{4},\frac{1}{4}\right)"),
+    ("A and D", "D and B"),
     (
         r"(2k\pi, 2k\pi + \pi), \text{ for } k \in \mathbb{Z}",
         r"\{x\mid 2k\pi<x\le 2k\pi+\pi,\ k\in\mathbb{Z}\}",

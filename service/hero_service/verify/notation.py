@@ -61,6 +61,7 @@ _COMMANDS = [
     ),
     (re.compile(r"\\varnothing(?![A-Za-z])"), r"\\emptyset "),
     (re.compile(r"_\{\s*([A-Za-z0-9])\s*\}"), r"_\1"),  # `C_{1}` is `C_1`
+    (re.compile(r"\^\s*\(([^()]{1,40})\)"), r"^{(\1)}"),  # `e^(\pi/2)`: the power is the group
     (re.compile(r"\\middle\s*(?=[|/])"), ""),
     (re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])"), r" \\cup "),  # `(-1, 0) U (1, 2)`
     (re.compile(r"(?<![A-Za-z\\])sqrt\s*(?=[({\d])"), r"\\sqrt"),  # plain-text maths

@@ -43,6 +43,7 @@ _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
 _CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
+_LETTER_CHOICE = re.compile(r"\s*(?:\\text\{\s*)?[A-E](?:\s*\})?\s*")
 _SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
 _ALL_X = re.compile(
     r"^\s*(?:the\s+set\s+of\s+)?all\s+(?:real\s+)?(?:numbers\s+)?[a-z]\s+"
@@ -364,13 +365,19 @@ def compare(ref: str, ans: str) -> Outcome:
     if rb is not None and len(ac) == len(rb[1]) > 1:
         return _match_parts(rb[1], ac, unordered=rb[0] == "\\{")
     if ab is not None and len(rc) == len(ab[1]) > 1:
-        return _match_parts(rc, ab[1], unordered=True)
+        # `(-\\frac14, \\frac14)` against `a = \\frac14, b = -\\frac14`: a tuple is ordered
+        names = [forms.part(x).name for x in rc]
+        ordered = ab[0] == "(" and all(names) and len(set(names)) == len(names)
+        return _match_parts(rc, ab[1], unordered=not ordered)
     if len(rc) != len(ac) and (said := words.compare(ref, ans)) is not None:
         return Outcome(said, "text")  # `No, it cannot be done` is one answer, not two parts
     if len(rc) > 1 or len(ac) > 1:
         if len(rc) != len(ac):
             return Outcome("incorrect", "components", "component_count")
-        unordered = bool(re.search(r"\bor\b", ref)) or len({forms.part(x).name for x in rc}) == 1
+        letters = all(_LETTER_CHOICE.fullmatch(x) for x in rc)  # `A and D`: choices, a set
+        unordered = (
+            bool(re.search(r"\bor\b", ref)) or len({forms.part(x).name for x in rc}) == 1 or letters
+        )
         return _match_parts(rc, ac, unordered)
     if len(rc) == 1 and len(ac) == 1:  # without a qualifier such as `, k \\in \\mathbb{Z}`
         ref, ans = rc[0], ac[0]
