@@ -161,6 +161,7 @@ NOT_EQUIVALENT = [
     (r"f(x) = x^2 - 1 \text{ (for } x\geqslant -1)", r"f(x)=x^2-1\ (x\ge0)"),  # another domain
     (r"(a, b) = \left(\frac{1}{4}, -\frac{1}{4}\right)", r"\left(-\frac{1}{4},\frac{1}{4}\right)"),
     ("A and D", "D and B"),
+    ("3, 8", "(8, 3)"),  # a parenthesised answer is an ordered tuple
     (
         r"(2k\pi, 2k\pi + \pi), \text{ for } k \in \mathbb{Z}",
         r"\{x\mid 2k\pi<x\le 2k\pi+\pi,\ k\in\mathbb{Z}\}",

@@ -367,7 +367,8 @@ def compare(ref: str, ans: str) -> Outcome:
     if ab is not None and len(rc) == len(ab[1]) > 1:
         # `(-\\frac14, \\frac14)` against `a = \\frac14, b = -\\frac14`: a tuple is ordered
         names = [forms.part(x).name for x in rc]
-        ordered = ab[0] == "(" and all(names) and len(set(names)) == len(names)
+        distinct = len(set(names)) == len(names) or not any(names)  # `x = 2, x = 3`: roots
+        ordered = ab[0] == "(" and distinct and not re.search(r"\bor\b", ref)
         return _match_parts(rc, ab[1], unordered=not ordered)
     if len(rc) != len(ac) and (said := words.compare(ref, ans)) is not None:
         return Outcome(said, "text")  # `No, it cannot be done` is one answer, not two parts
