@@ -18,8 +18,8 @@ from tests.verifying import label
 
 # (reference, boxed answer): equivalent
 EQUIVALENT = [
-    (r"\dfrac{4}{3}\pi cm^{3}", r"\frac{4\pi}{3}\ \text{cm}^3"),
-    (r"\dfrac{4}{3}\pi cm^{3}", r"\tfrac{4}{3}\pi"),
+    (r"\dfrac{5}{3}\pi cm^{3}", r"\frac{5\pi}{3}\ \text{cm}^3"),
+    (r"\dfrac{5}{3}\pi cm^{3}", r"\tfrac{5}{3}\pi"),
     (r"50\pi cm^3", r"50\pi\ \text{cm}^3"),
     (r"50\pi cm^3", r"50\pi"),
     (r"825\,J", "825"),
@@ -28,7 +28,7 @@ EQUIVALENT = [
     (r"1.5 \, \Omega ", r"1.5\ \text{ohms}"),
     (r"100 \, \text{m}", "100 m"),
     (r"100 \, \text{m}", r"0.1\text{ km}"),
-    (r"\textdollar{144}", "144"),
+    (r"\textdollar{152}", "152"),
     (r"\$3.50", "3.5"),
     ("12", r"12\text{ yuan}"),
     ("12", r"12\text{ dollars}"),
@@ -46,13 +46,13 @@ EQUIVALENT = [
 ]
 
 NOT_EQUIVALENT = [
-    (r"\dfrac{4}{3}\pi cm^{3}", r"\frac{32\pi}{3}\text{ cm}^3"),
+    (r"\dfrac{5}{3}\pi cm^{3}", r"\frac{40\pi}{3}\text{ cm}^3"),
     (r"825\,J", r"875\text{ J}"),
     (r"825\,J", r"825\ \text{kJ}"),
     (r"100 \, \text{m}", r"100\text{ km}"),
     (r"100 \, \text{m}", r"100\sqrt{2}\ \text{m}"),
     (r"1.5 \, \Omega ", r"R=0.75\ \Omega"),
-    (r"\textdollar{144}", r"\$14.40"),
+    (r"\textdollar{152}", r"\$15.20"),
     (r"3 \text{ m}", r"3 \text{ s}"),
     (r"1 \text{ year}", r"365 \text{ days}"),  # no exact factor: different
     (r"4 \text{ hours}", "6 hours"),
@@ -89,7 +89,7 @@ def test_semantic_stages_never_accept_another_value_or_unit(ref: str, ans: str) 
         ("825 J", "825", "J"),
         (r"1.5 \Omega", "1.5", "ohm"),
         (r"1.5 \text{ohms}", "1.5", "ohm"),
-        (r"\textdollar{144}", "144", "dollar"),
+        (r"\textdollar{152}", "152", "dollar"),
         (r"\3.50", "3.50", "dollar"),  # `\\$3.50` once notation dropped the `$`
         (r"12\text{ dollars}", "12", "dollar"),
         (r"7 \text{ yuan}", "7", "yuan"),

@@ -149,7 +149,7 @@ def _leaf(ref: str, ans: str) -> Outcome:
         return Outcome("incorrect", "numeric")  # equal floats still go to exact sympy
     if _differs_at_a_point(rv, av):
         return Outcome("incorrect", "numeric", "differs_at_point")
-    said = words.compare(rv, av)  # `\\text{No}` for `It is impossible`; `third` for `second`
+    said = words.compare(rv, av)  # `\\text{No}` for `This is impossible`; `third` for `second`
     if said is not None:
         return Outcome(said, "text")
     rw, aw = _words(rv), _words(av)
@@ -174,7 +174,7 @@ def _value_side(s: str, ans_side: bool) -> str | None:
         return side  # `2\\sin\\frac{\\pi}{4} = \\sqrt{2}`: a computation, then its value
     constant = not re.search(r"(?<![A-Za-z\\])[A-Za-z](?![A-Za-z])", side)
     if len(letters) == 1 and constant and strip_string(side) != "0":
-        return side  # `a - a^{-1} = \\pm 4\\sqrt{2}`: the quantity asked for, and its value
+        return side  # `b - b^{-1} = \\pm 2\\sqrt{3}`: the quantity asked for, and its value
     bare = re.sub(r"\([^()]*\)|_\{[^{}]*\}|_\w", "", left)  # `\\sin(x - \\frac{\\pi}{3})`
     if _NAME_LIKE.fullmatch(bare) and not re.search(r"\d", bare):
         return side

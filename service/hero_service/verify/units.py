@@ -1,7 +1,7 @@
 """Units: split a trailing (or leading currency) unit off an answer and compare two units.
 
 `split(s)` returns `(value, canonical unit or None)`: `\\frac{4\\pi}{3} \\text{cm}^3` ->
-(`\\frac{4\\pi}{3}`, `cm^3`), `825 joules` -> (`825`, `J`), `\\textdollar{144}` ->
+(`\\frac{4\\pi}{3}`, `cm^3`), `825 joules` -> (`825`, `J`), `\\textdollar{152}` ->
 (`144`, `dollar`), `1.5 \\Omega` -> (`1.5`, `ohm`). `align(ref, ans)` is what the semantic
 stage and the `unit_mismatch` guard use: the same unit, or a unit on one side only, leaves
 the two values to compare; two units of one dimension with exact factors (km/m/cm/mm, kg/g,
@@ -201,7 +201,7 @@ def split_unit(s: str) -> tuple[str, Unit | None]:
     """The value and its unit (None: no unit from the table; the value is then `s`)."""
     text = s.strip()
     tokens = list(_TOKEN.finditer(text))
-    # a leading currency sign: `\\textdollar{144}`, `\\$3.50` (canonical: `\\3.50`), `¥5`
+    # a leading currency sign: `\\textdollar{152}`, `\\$3.50` (canonical: `\\3.50`), `¥5`
     lead = 1 if tokens and tokens[0].group() == "-" else 0
     if len(tokens) > lead + 1 and tokens[lead].lastgroup == "cur":
         rest = text[tokens[lead].end() :].strip()

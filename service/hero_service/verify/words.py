@@ -11,7 +11,7 @@ was asked (`triangle`, `function`, `quadrant`, ...) are neither required nor dis
 * `correct`: one clause of the answer (or all of it) has exactly the reference's concepts,
   and the rest adds no family word the reference lacks and no condition (`only`, `if`,
   `unless`, `except`, `but`, `when`): `No - it is not possible to end up with 2007 pieces`
-  for `It is impossible`; a parenthetical aside is ignored unless it contradicts.
+  for `This is impossible`; a parenthetical aside is ignored unless it contradicts.
 * `incorrect`: a family member other than the reference's (`third` for `second`,
   `externally` for `internally`, `acute` for `obtuse`, `possible`/`yes` for `impossible`) or
   the negation of a reference concept (`not equal` for `equal`).
