@@ -25,6 +25,7 @@ from hero_service.verify.latex import split_relations, split_top
 from hero_service.verify.numeval import evaluate
 
 __all__ = [
+    "LETTER",
     "difference",
     "expand_chain",
     "expand_pm",
@@ -40,7 +41,8 @@ _NAME = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]{1,4}\}?)?\s*"
 _TUPLE_NAMES = re.compile(r"\s*\(\s*(?P<n>[A-Za-z](?:\s*,\s*[A-Za-z]){1,5})\s*\)\s*")
 _RATIO = re.compile(r"\s*(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)\s*")
 _CALL = re.compile(r"\s*(?P<f>[A-Za-z](?:_\{?\w{1,3}\}?)?)\s*\((?P<args>[^()]{1,60})\)\s*")
-_LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
+# a one-letter variable (`e` and `i` are constants); shared with semantic.py
+LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
 _POINTS = (
     {c: 0.37 + 0.11 * i + 0.0131 * i * i for i, c in enumerate("abcdfghjklmnopqrstuvwxyz")},
     {c: 1.73 - 0.07 * i + 0.0217 * i * i for i, c in enumerate("abcdfghjklmnopqrstuvwxyz")},
@@ -115,14 +117,14 @@ def function_args(s: str) -> tuple[str, list[str]] | None:
 
 
 def _at(expr: str, point: dict[str, float]) -> float | None:
-    return evaluate(_LETTER.sub(lambda m: f"({point[m.group()]:.6f})", expr))
+    return evaluate(LETTER.sub(lambda m: f"({point[m.group()]:.6f})", expr))
 
 
 def proportional(left: str, right: str, positive: bool) -> Fraction | None:
     """A rational c with `left = c * right` at three sample points (c > 0 if `positive`),
     or None. Only a candidate: the caller has Math-Verify check it exactly."""
-    letters = set(_LETTER.findall(left)) | set(_LETTER.findall(right))
-    if not letters or set(_LETTER.findall(left)) != set(_LETTER.findall(right)):
+    letters = set(LETTER.findall(left)) | set(LETTER.findall(right))
+    if not letters or set(LETTER.findall(left)) != set(LETTER.findall(right)):
         return None
     ratios = []
     for p in _POINTS:

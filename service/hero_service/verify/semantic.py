@@ -67,7 +67,6 @@ def _relation(s: str) -> tuple[list[str], list[str]] | None:
     return latex.split_relations(s, equals=True)
 
 
-_LETTER = re.compile(r"(?<![A-Za-z\\])[a-df-hj-z](?![A-Za-z])")
 _POINT = {
     c: f"({0.5 + 0.1 * i + 0.0137 * i * i:.4f})" for i, c in enumerate("abcdfghjklmnopqrstuvwxyz")
 }
@@ -77,11 +76,11 @@ def _differs_at_a_point(ref: str, ans: str) -> bool:
     """Two expressions in the same variables that take different values at one point are
     different functions: a cheap `incorrect` without a CAS. Equality is never decided here
     (`\\sqrt{x^2}` and `x` agree at positive points): it goes to Math-Verify."""
-    lr, la = set(_LETTER.findall(ref)), set(_LETTER.findall(ans))
+    lr, la = set(equations.LETTER.findall(ref)), set(equations.LETTER.findall(ans))
     if not lr or lr != la or "=" in ref or "=" in ans:
         return False
-    vr = evaluate(_LETTER.sub(lambda m: _POINT[m.group()], ref))
-    va = evaluate(_LETTER.sub(lambda m: _POINT[m.group()], ans))
+    vr = evaluate(equations.LETTER.sub(lambda m: _POINT[m.group()], ref))
+    va = evaluate(equations.LETTER.sub(lambda m: _POINT[m.group()], ans))
     if vr is None or va is None:
         return False
     return not math.isclose(vr, va, rel_tol=1e-6, abs_tol=1e-9)
