@@ -42,6 +42,29 @@ def test_pipeline_returns_and_stores_one_result(app: InProcess) -> None:
     assert Scored.from_stored(first.stored()).groups == first.groups
 
 
+def test_identical_responses_are_scored_once_and_rewarded_alike(app: InProcess) -> None:
+    """One RM forward per distinct (prompt, response, reference) in a call: batched scores
+    carry float noise from their batch mates, which min-max normalisation inside a stratum
+    would turn into different rewards for the same text (seen in verl's reward loop)."""
+    p = app.rt.pipeline
+    assert p is not None
+    reg = app.rt.metrics.registry
+
+    def forwarded() -> float:
+        return reg.get_sample_value("hero_rm_batch_size_sum") or 0.0
+
+    texts = ["\\boxed{7}", "So \\boxed{8}", "\\boxed{7}", "\\boxed{7}", "So \\boxed{8}"]
+    g = GroupIn(prompt="What is 3 + 4?", reference="7", responses=texts)
+    before = forwarded()
+    out = app.call(p.score(job(), [g, g], None, "digest", None, None))
+    assert forwarded() - before == 2  # two distinct texts, in two groups, ten rollouts
+    for res in out.groups:
+        assert res.verifier == [1, 0, 1, 1, 0]
+        assert res.rewards[0] == res.rewards[2] == res.rewards[3]
+        assert res.rewards[1] == res.rewards[4]
+    assert out.groups[0].rewards == out.groups[1].rewards
+
+
 def _seed(app: InProcess, job_id: str, request_id: str, digest: str, stored: str) -> None:
     """Store an answer for (job, request id) as an older release would have."""
     store = app.rt.store

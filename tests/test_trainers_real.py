@@ -10,6 +10,7 @@ OpenRLHF's SingleTurnAgentExecutor posts to /get_reward with its own HTTP client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import random
@@ -140,6 +141,17 @@ def local_ray(server: Server) -> Iterator[None]:
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_actors() -> Iterator[None]:
+    """verl names its reward-loop workers (`reward_loop_worker_0`): a test that fails before
+    its managers go away must not make the next test's managers collide with them."""
+    yield
+    if ray.is_initialized():
+        for a in ray.util.list_named_actors(all_namespaces=True):
+            with contextlib.suppress(ValueError):  # already gone
+                ray.kill(ray.get_actor(a["name"], namespace=a["namespace"]))
 
 
 def verl_config(model: str, job_id: str, *extra: str) -> Any:

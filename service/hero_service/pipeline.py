@@ -162,9 +162,16 @@ class Pipeline:
         async def rm_all() -> list[float]:
             t = time.perf_counter()
             items = [RMInput(g.prompt, r, g.reference) for g in groups for r in g.responses]
-            out = await self.scorer.score(items)
+            # One forward per distinct input: batched scores carry float noise that depends
+            # on what else shares the batch, and min-max normalisation inside a stratum
+            # would blow that noise up into different rewards for identical responses.
+            distinct = list(dict.fromkeys(items))
+            out = await self.scorer.score(distinct)
             timings.rm_s = time.perf_counter() - t
-            return out
+            if len(distinct) == len(items):
+                return out
+            by_item = dict(zip(distinct, out, strict=True))
+            return [by_item[it] for it in items]
 
         timings = Timings()
         verdicts, flat = await asyncio.gather(verify_all(), rm_all())
