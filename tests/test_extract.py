@@ -214,6 +214,15 @@ def test_extract_answer(text: str, answer: str | None, source: str, n_boxed: int
         # only the final sentence counts
         ("At first I got $x = 5$. But redoing it, the value is $x = 4$.", "x = 4"),
         ("x" * 3000 + "\nSo the total is 17.", "17"),
+        # a label and a colon conclude too
+        ("Union: $(-\\infty, 27]$.", "(-\\infty, 27]"),
+        ("Domain: $\\{x \\mid x \\ge 3\\}$.", "\\{x \\mid x \\ge 3\\}"),
+        # the response ends with maths on its own line, alone or after a lead
+        ("$42$", "42"),
+        ("The negation must hold for all $x$.\n\n$$a \\in [-2, 2]$$", "a \\in [-2, 2]"),
+        ("So\n$$M \\cap N = \\{3, 2\\}$$\n", "M \\cap N = \\{3, 2\\}"),
+        ("Combining both cases we get $$m \\in (-\\infty, 1]$$", "m \\in (-\\infty, 1]"),
+        ("with ratio 4.\n$$S_3 = \\frac{4 \\cdot 3}{2} = 6.$$", "S_3 = 6"),
     ],
 )
 def test_last_math(text: str, answer: str) -> None:
@@ -240,7 +249,10 @@ def test_last_math(text: str, answer: str) -> None:
         "Is the answer $5$?",
         "We get:",
         "We first expand $(x+1)^2$.",
-        "$42$",
+        # maths alone on the last line, but closing a hedge or a reasoning step
+        "It could be\n$$a \\in [-2, 2]$$",
+        "Let us check $a$ in\n$$a \\in [-2, 2]$$",
+        "we get $3$ and $$x = 4$$",
         # no maths, or only a bare variable / a qualifier
         "Hence the triangle is isosceles.",
         "So the negation is: **There is some real number $x$ with $2^{x-1} \\le 0$.**",

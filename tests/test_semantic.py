@@ -81,6 +81,12 @@ EQUIVALENT = [
     # 10. guards that must not fire when the reference has the same form
     (r"3 < \lambda \leq 4", r"(3, 4]"),
     ("a ≠ 2", r"a \neq 2"),
+    # TeX's one-token \frac arguments, `\in` without a space, a named set
+    (r"-\frac{1}{3} \le a \le \frac{1}{3}", r"|a|\le\frac13"),
+    (r"\frac{\pi}{4}", r"\dfrac\pi4"),
+    (r"\frac{1}{10}", r"\frac1{10}"),
+    (r"(1, 2)", r"a\in(1,2)"),
+    (r"\{2, 5\}", r"M\cap N=\{5,2\}"),
 ]
 
 NOT_EQUIVALENT = [
@@ -108,6 +114,9 @@ NOT_EQUIVALENT = [
     ("(1, 3)", r"x > 1 \text{ and } x \le 3"),
     (r"x^2 + y^2 = 4", r"x^2 + y^2 = 2"),
     (r"\{3, 4\}", "59"),
+    (r"-\frac{1}{3} \le a \le \frac{1}{3}", r"|a| \le \frac14"),  # one-token arguments
+    (r"\{2, 5\}", r"A \cap B = \{2, 3\}"),  # the set named is compared
+    (r"(1, 2)", r"a\in[1,2)"),
 ]
 
 

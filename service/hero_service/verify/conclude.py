@@ -257,7 +257,9 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
             return None  # an answer phrase naming two things: keep its text
     connectors = {i - 1 for i in run[1:]}
     words_ = _words([x for i, x in enumerate(items) if i not in connectors])
-    if words_ & _HEDGES or (strict and (not words_ & _CUES or words_ & _REASONING)):
+    lead = items[run[0] - 1][1].rstrip() if run[0] > 0 else ""
+    cued = bool(words_ & _CUES) or lead.endswith(":")  # `Union: $(-\infty, 27]$.`
+    if words_ & _HEDGES or (strict and (not cued or words_ & _REASONING)):
         return None
     if units and items[c][0] == "num" and len(run) == 1:
         return f"{joined} {units}"
@@ -281,6 +283,45 @@ def refine(line: str) -> str | None:
     return _conclude(_with_numbers(items), strict=False)
 
 
+_LEAD = re.compile(
+    r"(?:(?:so|thus|hence|therefore|finally|answer|result)[ \t]*[,:]?|[^\n.!?]{0,40}:)[ \t]*",
+    re.IGNORECASE,
+)
+
+
+def _final_display(items: list[_Item]) -> str | None:
+    """A response that ends with maths on its own line (`$$a \\in [-2,2]$$`, `$M \\cap N =
+    \\{2,3\\}$`), alone or after a lead (`So`, `Domain:`, `we get`), has that as its answer;
+    not after a hedge or a reasoning word (`Let us check`)."""
+    if items and items[-1][0] == "text" and not items[-1][1].strip():
+        items = items[:-1]
+    if not items or items[-1][0] != "math":
+        return None
+    before = items[-2][1] if len(items) > 1 and items[-2][0] == "text" else ""
+    if len(items) > 1 and items[-2][0] != "text":
+        return None  # two spans in a row
+    line = before.rsplit("\n", 1)[-1]
+    if len(items) > 2 and "\n" not in before:
+        return None  # another span on the line: one answer is not clear
+    words = [w.lower() for w in _TEXT_WORD.findall(line)]
+    sentence = []  # the sentence the maths closes, back to the last full stop or blank line
+    for kind, t in reversed(items[:-1]):
+        cut = None
+        if kind == "text":
+            for m in _BOUNDARY.finditer(t):
+                cut = m.end()
+        sentence.append((kind, t if cut is None else t[cut:]))
+        if cut is not None:
+            break
+    if _words(sentence) & (_HEDGES | _REASONING):
+        return None
+    cued = bool(words) and words[-1] in _CUES  # `we get $$...$$`
+    if line.strip() and not (_LEAD.fullmatch(line.strip()) or cued):
+        return None
+    answer = _answer_of("math", items[-1][1].strip().rstrip(".,;").strip())
+    return answer.strip() if answer and answer.strip() else None
+
+
 def last_math(text: str) -> str | None:
     """The maths the final sentence concludes with (module docstring), else None."""
     tail = text[-_TAIL_CHARS:]
@@ -289,12 +330,15 @@ def last_math(text: str) -> str | None:
         if nl < 0:
             return None
         tail = tail[nl + 1 :]
-    sent = _final_sentence(_tokens(tail))
+    items = _tokens(tail)
+    sent = _final_sentence(items)
     if sent is None:
-        return None
+        return _final_display(items)
     if len(sent) == 1 and sent[0][0] == "bold":
         sent = _final_sentence(_tokens(sent[0][1]))  # a whole bold sentence: read inside
         if sent is None:
             return None
     answer = _conclude(_with_numbers(sent), strict=True)
-    return answer.strip() if answer and answer.strip() else None
+    if answer and answer.strip():
+        return answer.strip()
+    return _final_display(items)

@@ -31,6 +31,7 @@ _FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}
 _CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
 _CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
 _NUM = r"(\d+(?:\.\d+)?)"
+_TOKEN = r"\d|[A-Za-z]|\\pi(?![A-Za-z])"  # one TeX token as a \frac argument
 _COMMANDS = [
     # upright constants, names and wrapped commands: `2\mathrm{i}`, `\mathrm{BN}`,
     # `\text{\pi}` (from `\text{π}`), `90^\text{\circ}` (from a repaired tab)
@@ -40,9 +41,14 @@ _COMMANDS = [
     (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])"), r"\\le "),
     (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])"), r"\\ge "),
     (re.compile(r"\\(?:neq|ne)(?![A-Za-z])"), r"\\neq "),
+    (re.compile(r"\\(in|notin|cup|cap)(?![A-Za-z])\s*"), r"\\\1 "),  # `a\in(1,2)` has no space
     (re.compile(r"\\lt(?![A-Za-z])"), "<"),
     (re.compile(r"\\gt(?![A-Za-z])"), ">"),
     (re.compile(r"\\[dt]frac(?![A-Za-z])"), r"\\frac"),
+    # TeX's one-token arguments: `\frac13`, `\frac1{10}`, `\frac{\sqrt6}3`, `\frac\pi4`
+    (re.compile(rf"\\frac\s*({_TOKEN})\s*({_TOKEN})"), r"\\frac{\1}{\2}"),
+    (re.compile(rf"\\frac\s*({_TOKEN})\s*\{{"), r"\\frac{\1}{"),
+    (re.compile(rf"\\frac\s*\{{([^{{}}]*)\}}\s*({_TOKEN})"), r"\\frac{\1}{\2}"),
     (re.compile(r"\\(?:displaystyle|textstyle|mathrm\{\s*\}|limits)(?![A-Za-z])"), ""),
     (re.compile(r"\\left\s*\.|\\right\s*\."), ""),
     (re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])"), ""),

@@ -350,6 +350,9 @@ def compare(ref: str, ans: str) -> Outcome:
         ref = ref.replace("{,}", "").replace(",", "")  # `81,213` vs `81213`
     ans = _IN_SET.sub("", ans, count=1)  # `a \\in \\{-8, 2\\}` is the list `-8, 2`
     rb, ab = forms.bracketed(ref), forms.bracketed(ans)
+    side = _value_side(ans, ans_side=True) if rb is not None and ab is None else None
+    if side is not None and (bs := forms.bracketed(side)) is not None:
+        ans, ab = side, bs  # `M \\cap N = \\{3, 2\\}`: the set it names
     rc, ac = forms.components(ref), forms.components(ans)
     pr = equations.progression(rb[1] if rb is not None else rc)
     pa = equations.progression(ab[1] if ab is not None else ac)
