@@ -219,6 +219,10 @@ def test_extract_answer(text: str, answer: str | None, source: str, n_boxed: int
         ("Domain: $\\{x \\mid x \\ge 3\\}$.", "\\{x \\mid x \\ge 3\\}"),
         # the response ends with maths on its own line, alone or after a lead
         ("$42$", "42"),
+        # the one value of the last sentence, without a concluding word
+        ("So each episode is short. The show ends at 14:30.", "14:30"),
+        ("Together the children run a total of 100 meters.", "100 meters"),
+        ("Probability $=\\dfrac{3}{36}$.", "=\\dfrac{3}{36}"),
         ("The negation must hold for all $x$.\n\n$$a \\in [-2, 2]$$", "a \\in [-2, 2]"),
         ("So\n$$M \\cap N = \\{3, 2\\}$$\n", "M \\cap N = \\{3, 2\\}"),
         ("Combining both cases we get $$m \\in (-\\infty, 1]$$", "m \\in (-\\infty, 1]"),
@@ -249,6 +253,7 @@ def test_last_math(text: str, answer: str) -> None:
         "Is the answer $5$?",
         "We get:",
         "We first expand $(x+1)^2$.",
+        "Now simplify $2x + 4$.",
         # maths alone on the last line, but closing a hedge or a reasoning step
         "It could be\n$$a \\in [-2, 2]$$",
         "Let us check $a$ in\n$$a \\in [-2, 2]$$",

@@ -80,7 +80,7 @@ _HEDGES = _wordset(
 )
 _REASONING = _wordset(
     "let let's suppose assume whether try consider wait need want check verify recall"
-    " compute calculate substitute plug next"
+    " compute calculate substitute plug next first expand simplify factor rewrite start begin"
 )
 _STOP = _wordset(
     "the a an of to into in and or is are was we it this that then so by from at as be which"
@@ -259,6 +259,7 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
     words_ = _words([x for i, x in enumerate(items) if i not in connectors])
     lead = items[run[0] - 1][1].rstrip() if run[0] > 0 else ""
     cued = bool(words_ & _CUES) or lead.endswith(":")  # `Union: $(-\infty, 27]$.`
+    cued = cued or len(cand) == 1  # the one value of the last sentence: `It ends at 14:30.`
     if words_ & _HEDGES or (strict and (not cued or words_ & _REASONING)):
         return None
     if units and items[c][0] == "num" and len(run) == 1:
