@@ -87,6 +87,12 @@ EQUIVALENT = [
     (r"\frac{1}{10}", r"\frac1{10}"),
     (r"(1, 2)", r"a\in(1,2)"),
     (r"\{2, 5\}", r"M\cap N=\{5,2\}"),
+    # a derivation's result, an exact value with its rounding, a labelled point
+    (r"a_n = \frac{5}{3} - n", r"a_n = \frac{2}{3} - (n - 1) = \dfrac{5 - 3n}{3}"),
+    (r"S = 12", r"S = \frac{4 \cdot 6}{2} = 12"),
+    (r"3.96", r"\frac{400}{101} \text{ hours} \approx 3.96 \text{ hours}"),
+    (r"A(0, -1, 0)", r"A = (0, -1, 0)"),
+    (r"A(0, -1, 0)", r"(0, -1, 0)"),
 ]
 
 NOT_EQUIVALENT = [
@@ -117,6 +123,10 @@ NOT_EQUIVALENT = [
     (r"-\frac{1}{3} \le a \le \frac{1}{3}", r"|a| \le \frac14"),  # one-token arguments
     (r"\{2, 5\}", r"A \cap B = \{2, 3\}"),  # the set named is compared
     (r"(1, 2)", r"a\in[1,2)"),
+    (r"a_n = \frac{5}{3} - n", r"a_n = \frac{2}{3} - (n - 1) = \frac{5 - 3n}{4}"),  # last step
+    (r"3.96", r"\frac{401}{101} \approx 3.96"),  # the exact value stated is wrong
+    (r"A(0, -1, 0)", r"(0, 1, 0)"),
+    (r"\{3, 4\}", r"x = 3, x = 5"),  # a list of equations is no derivation
 ]
 
 

@@ -26,6 +26,7 @@ from hero_service.verify.numeval import evaluate
 
 __all__ = [
     "LETTER",
+    "derivation",
     "difference",
     "expand_chain",
     "expand_pm",
@@ -39,6 +40,7 @@ __all__ = [
 _PM_CMD = re.compile(r"\\pm(?![A-Za-z])|\\mp(?![A-Za-z])")
 _NAME = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]{1,4}\}?)?\s*")
 _TUPLE_NAMES = re.compile(r"\s*\(\s*(?P<n>[A-Za-z](?:\s*,\s*[A-Za-z]){1,5})\s*\)\s*")
+_LIST_SEP = re.compile(r",|;|\\text|\bor\b|\band\b")
 _RATIO = re.compile(r"\s*(?P<a>\d+(?:\.\d+)?)\s*:\s*(?P<b>\d+(?:\.\d+)?)\s*")
 _CALL = re.compile(r"\s*(?P<f>[A-Za-z](?:_\{?\w{1,3}\}?)?)\s*\((?P<args>[^()]{1,60})\)\s*")
 # a one-letter variable (`e` and `i` are constants); shared with semantic.py
@@ -87,6 +89,23 @@ def expand_chain(s: str) -> str | None:
             if len(parts) == len(names) and all(parts):
                 return ", ".join(f"{n} = {v}" for n, v in zip(names, parts, strict=True))
     return None
+
+
+def derivation(s: str) -> str | None:
+    """`a_n = \\frac23 - (n-1) = \\frac{5-3n}{3}` -> `a_n = \\frac{5-3n}{3}`: a name, then
+    steps of a computation, ends with its result; else None. Only for answers: the steps are
+    the model's working, the last side is what it concluded."""
+    if len(split_top(s, _LIST_SEP)) > 1:
+        return None  # `x = 3, x = 4`: a list of equations
+    rel = split_relations(s, equals=True)
+    if rel is None or set(rel[1]) != {"="} or len(rel[0]) < 3:
+        return None
+    sides = rel[0]
+    if not (_NAME.fullmatch(sides[0]) or _CALL.fullmatch(sides[0])):
+        return None
+    if any(_NAME.fullmatch(x) or _CALL.fullmatch(x) for x in sides[1:]):
+        return None  # `a = b = 2`, `f(x) = g(x) = ...`: more than one name
+    return f"{sides[0].strip()} = {sides[-1].strip()}"
 
 
 def value_side(s: str) -> str | None:

@@ -300,6 +300,9 @@ def _expand_pm(s: str) -> str:
     return f"\\{{{out}\\}}" if inner is not None else out
 
 
+_APPROX = re.compile(r"\\approx(?![A-Za-z])")
+
+
 def compare(ref: str, ans: str) -> Outcome:
     """Decide `ans` against `ref`, or name the leaf pairs that need Math-Verify."""
     if len(ref) > _MAX_CHARS or len(ans) > _MAX_CHARS:
@@ -310,6 +313,9 @@ def compare(ref: str, ans: str) -> Outcome:
         if op in _SYMBOLS:
             return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
     ans = _ALL_X.sub("", ans, count=1)  # `the set of all x with 1 \\le x < 2`
+    approx = latex.split_top(ans, _APPROX)
+    if len(approx) == 2 and all(p.strip() for p in approx) and "\\approx" not in ref:
+        ans = approx[0].strip()  # `\\frac{400}{101} \\approx 3.96`: the exact value stated
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa and not words.texts_differ(ref, ans):
         return Outcome("correct", "string")
@@ -334,6 +340,7 @@ def compare(ref: str, ans: str) -> Outcome:
     ref, ans = _BUILDER_EQ.sub(r"\1 = \2", ref), _BUILDER_EQ.sub(r"\1 = \2", ans)
     ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
     ref, ans = equations.expand_chain(ref) or ref, equations.expand_chain(ans) or ans
+    ans = equations.derivation(ans) or ans  # `S_n = \\frac{4(4^n-1)}{4-1} = \\frac{4^{n+1}-4}{3}`
     ref, ans = _expand_pm(ref), _expand_pm(ans)
     if any(p in ref or p in ans for p in _PM):
         return Outcome(None, "math_verify", None, ((ref, ans),))  # two signs: the CAS's job
