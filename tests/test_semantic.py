@@ -93,6 +93,10 @@ EQUIVALENT = [
     (r"3.96", r"\frac{400}{101} \text{ hours} \approx 3.96 \text{ hours}"),
     (r"A(0, -1, 0)", r"A = (0, -1, 0)"),
     (r"A(0, -1, 0)", r"(0, -1, 0)"),
+    # a whole \text{} answer is read inside; thousands separators before a unit
+    (r"A and D", r"\text{D and A}"),
+    (r"2 \text{crucian carps}", r"\text{2 crucian carps}"),
+    (r"1,541.67", r"\approx 1{,}541.67\ \text{fl oz}"),
 ]
 
 NOT_EQUIVALENT = [
@@ -127,6 +131,10 @@ NOT_EQUIVALENT = [
     (r"3.96", r"\frac{401}{101} \approx 3.96"),  # the exact value stated is wrong
     (r"A(0, -1, 0)", r"(0, 1, 0)"),
     (r"\{3, 4\}", r"x = 3, x = 5"),  # a list of equations is no derivation
+    (r"5 \text{ apples}", r"5 \text{ pears}"),  # the same number of something else
+    (r"\text{Shift 4 units left}", r"shift 4 units right"),
+    (r"1,541.67", r"\approx 1{,}541.68\ \text{fl oz}"),
+    (r"A and D", r"\text{A and C}"),
 ]
 
 

@@ -42,6 +42,11 @@ _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
 _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
+_THOUSANDS_UNIT = re.compile(
+    r"\s*(?P<n>-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?)"
+    r"(?P<unit>(?:\s|\\ |\\text)(?!.*\b(?:and|or)\b)[^,]*)"
+)
+_WRAPPED = re.compile(r"\s*\\(?:text|textbf|mathrm|mbox)\s*\{(?P<t>[^{}\\$]*)\}\s*")
 _CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
 _LETTER_CHOICE = re.compile(r"\s*(?:\\text\{\s*)?[A-E](?:\s*\})?\s*")
 _SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
@@ -102,6 +107,8 @@ def _leaf(ref: str, ans: str) -> Outcome:
         return Outcome("incorrect", "unit", "unit_mismatch")
     ref, ans = aligned
     rp, ap = forms.part(ref), forms.part(ans)
+    if rp.value != ref.strip() and ap.value != ans.strip() and words.labels_differ(ref, ans):
+        return Outcome("incorrect", "text", "different_words")  # `9 apples` vs `9 pears`
     if rp.func_var and ap.func_var:
         ap = forms.Part(ap.name, forms.rename_var(ap.value, ap.func_var, rp.func_var))
     # `S = 2n+3` vs `2n+3`: the value; `y = 2x+1` vs `2x-y+1 = 0`: two equations
@@ -312,6 +319,11 @@ def compare(ref: str, ans: str) -> Outcome:
         op = ans.strip() if rel is None else (rel[1][0] if len(rel[1]) == 1 else None)
         if op in _SYMBOLS:
             return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
+    if (w := _WRAPPED.fullmatch(ans)) is not None and "," not in w.group("t"):
+        ans = w.group("t").strip()  # `\\text{D and A}`, `\\text{2 crucian carps}`: read inside
+    if (m := _THOUSANDS_UNIT.fullmatch(ans)) is not None and _THOUSANDS.fullmatch(ref.strip()):
+        ref = ref.replace("{,}", "").replace(",", "")  # `1{,}541.67 \\text{fl oz}`
+        ans = m.group("n").replace("{,}", "").replace(",", "") + m.group("unit")
     ans = _ALL_X.sub("", ans, count=1)  # `the set of all x with 1 \\le x < 2`
     approx = latex.split_top(ans, _APPROX)
     if len(approx) == 2 and all(p.strip() for p in approx) and "\\approx" not in ref:

@@ -237,6 +237,20 @@ def texts_differ(ref: str, ans: str) -> bool:
     return bool(r) and bool(a) and r != a
 
 
+def labels_differ(ref: str, ans: str) -> bool:
+    """Both values carry words that are not units or fillers, and not the same ones:
+    `9 apples` is not `9 pears`, `4 units left` is not `4 units right` (the parts stage drops
+    such words to read `9 apples and 4 pears` as `9, 4`)."""
+    r, a = _plain_words(ref), _plain_words(ans)
+    return bool(r) and bool(a) and r != a
+
+
+def _plain_words(s: str) -> frozenset[str]:
+    s = re.sub(r"\\[A-Za-z]+", " ", s)
+    got = {_stem(w) for w in re.findall(r"[A-Za-z]{2,}", s.lower())}
+    return frozenset(w for w in got if w not in _FILLER and w not in _UNIT_WORDS)
+
+
 def _text_words(s: str) -> frozenset[str]:
     got = {_stem(w) for t in _WRAP.findall(s) for w in re.findall(r"[A-Za-z]{2,}", t.lower())}
     return frozenset(w for w in got if w not in _FILLER and w not in _UNIT_WORDS)
