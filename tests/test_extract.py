@@ -219,6 +219,9 @@ def test_extract_answer(text: str, answer: str | None, source: str, n_boxed: int
         ("Domain: $\\{x \\mid x \\ge 3\\}$.", "\\{x \\mid x \\ge 3\\}"),
         # the response ends with maths on its own line, alone or after a lead
         ("$42$", "42"),
+        # a condition on the variable of a range is part of it, other qualifiers are not
+        ("The range is $m<2$ with $m\\neq 1$.", "m<2 \\text{ and } m\\neq 1"),
+        ("So $f(x) = \\frac{1}{x}$ for $x \\neq 0$.", "f(x) = \\frac{1}{x}"),
         # the one value of the last sentence, without a concluding word
         ("So each episode is short. The show ends at 14:30.", "14:30"),
         ("Together the children run a total of 100 meters.", "100 meters"),

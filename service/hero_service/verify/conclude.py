@@ -217,6 +217,7 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
         if not all(w.replace("/", "").isalpha() and w.lower() not in _STOP for w in words):
             return None
         units = " ".join(words)
+    quals: list[str] = []
     while cand:  # trailing qualifiers: `for $x \neq 0$`, `, $k \in \mathbb{Z}$`, `(...)`
         c = cand[-1]
         before = items[c - 1][1] if c > 0 and items[c - 1][0] == "text" else ""
@@ -224,6 +225,8 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
         aside = _open_parens(items[:c]) > 0  # `constant (always equal to $\\frac{1}{16}$)`
         if not (_QUAL_INTRO.match(before) or (items[c][0] == "math" and domain) or aside):
             break
+        if items[c][0] == "math" and not aside:
+            quals.append(items[c][1].strip())
         cand.pop()
         units = ""
     if not cand:
@@ -264,7 +267,21 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
         return None
     if units and items[c][0] == "num" and len(run) == 1:
         return f"{joined} {units}"
-    return joined
+    return _with_conditions(joined, quals) if len(run) == 1 else joined
+
+
+_RELATION = re.compile(r"<|>|\\le\b|\\ge\b|\\neq\b|\\in\b|\\notin\b")
+
+
+def _with_conditions(answer: str, quals: list[str]) -> str:
+    """`$m < 2$ with $m \\neq 1$`: a condition on the one variable of a range is part of the
+    range (`m < 2 \\text{ and } m \\neq 1`), not a qualifier to drop."""
+    letters = _letters(answer)
+    if not quals or len(letters) != 1 or not _RELATION.search(answer):
+        return answer
+    if not all(_RELATION.search(q) and _letters(q) == letters for q in quals):
+        return answer
+    return " \\text{ and } ".join([answer, *reversed(quals)])
 
 
 def _open_parens(items: list[_Item]) -> int:
