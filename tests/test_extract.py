@@ -219,6 +219,11 @@ def test_extract_answer(text: str, answer: str | None, source: str, n_boxed: int
         ("Domain: $\\{x \\mid x \\ge 3\\}$.", "\\{x \\mid x \\ge 3\\}"),
         # the response ends with maths on its own line, alone or after a lead
         ("$42$", "42"),
+        # a restatement after `i.e.` names the answer, else the part before it does; what a
+        # colon introduces is the answer
+        ("So the roots are $\\pm5$, i.e. $5$ or $-5$.", "5 or -5"),
+        ("Hence $\\bar z = 3i + 1$, i.e. real part $1$, imaginary part $3$.", "\\bar z = 3i + 1"),
+        ("So it is at least 120 and at most 240: $120 \\le x \\le 240$.", "120 \\le x \\le 240"),
         # a condition on the variable of a range is part of it, other qualifiers are not
         ("The range is $m<2$ with $m\\neq 1$.", "m<2 \\text{ and } m\\neq 1"),
         ("So $f(x) = \\frac{1}{x}$ for $x \\neq 0$.", "f(x) = \\frac{1}{x}"),

@@ -204,7 +204,15 @@ def _answer_of(kind: str, t: str) -> str | None:
 
 
 def _conclude(items: list[_Item], strict: bool) -> str | None:
-    """The answer a sentence concludes with (items: text and candidates), or None."""
+    """The answer a sentence concludes with (items: text and candidates), or None; when the
+    whole sentence names none, the part before a restatement (`i.e.`, `that is`)."""
+    got = _conclude_once(items, strict)
+    if got is None and len(cut := _before_restatement(items)) < len(items):
+        return _conclude_once(cut, strict)
+    return got
+
+
+def _conclude_once(items: list[_Item], strict: bool) -> str | None:
     cand = [i for i, (k, _) in enumerate(items) if k != "text"]
     if not cand:
         return None
@@ -249,7 +257,10 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
         word = items[i - 1][1].replace(",", " ").strip()
         pieces.append(f" {word} {a}" if word else f", {a}")
     joined = "".join(pieces)
-    others = [i for i in cand if i < run[0]]
+    lead = items[run[0] - 1][1].rstrip() if run[0] > 0 else ""
+    # `at least 120 and at most 240: $120 \\le x \\le 240$`: what a colon introduces is
+    # the answer, the values before it led up to it
+    others = [] if lead.endswith(":") else [i for i in cand if i < run[0]]
     values = {"".join(str(a).split()) for a in answers}
     for i in others:
         kind, t = items[i]
@@ -260,7 +271,6 @@ def _conclude(items: list[_Item], strict: bool) -> str | None:
             return None  # an answer phrase naming two things: keep its text
     connectors = {i - 1 for i in run[1:]}
     words_ = _words([x for i, x in enumerate(items) if i not in connectors])
-    lead = items[run[0] - 1][1].rstrip() if run[0] > 0 else ""
     cued = bool(words_ & _CUES) or lead.endswith(":")  # `Union: $(-\infty, 27]$.`
     cued = cued or len(cand) == 1  # the one value of the last sentence: `It ends at 14:30.`
     if words_ & _HEDGES or (strict and (not cued or words_ & _REASONING)):
@@ -282,6 +292,21 @@ def _with_conditions(answer: str, quals: list[str]) -> str:
     if not all(_RELATION.search(q) and _letters(q) == letters for q in quals):
         return answer
     return " \\text{ and } ".join([answer, *reversed(quals)])
+
+
+_RESTATE = re.compile(r"[,;]?\s*(?:\bi\.\s?e\.|\bthat is\b|\bnamely\b)", re.IGNORECASE)
+
+
+def _before_restatement(items: list[_Item]) -> list[_Item]:
+    """`$\\pm 5$, i.e. $5$ or $-5$`, `$\\bar z = 1+3i$, i.e. real part $1$ ...`: the part
+    before what `i.e.` / `that is` / `namely` restates."""
+    seen = False
+    for i, (kind, t) in enumerate(items):
+        if kind != "text":
+            seen = True
+        elif seen and (m := _RESTATE.search(t)) is not None:
+            return [*items[:i], ("text", t[: m.start()])]
+    return items
 
 
 def _open_parens(items: list[_Item]) -> int:
