@@ -97,6 +97,12 @@ EQUIVALENT = [
     (r"A and D", r"\text{D and A}"),
     (r"2 \text{crucian carps}", r"\text{2 crucian carps}"),
     (r"1,541.67", r"\approx 1{,}541.67\ \text{fl oz}"),
+    # an integer class in words, as a congruence or a parametric form
+    (r"\text{even } n", r"n = 2k, k \in \mathbb{N}"),
+    (r"n \text{ must be even}", r"n \equiv 0 \pmod 2"),
+    (r"4k", r"\text{any multiple of } 4"),
+    (r"\text{odd}", r"2m - 1"),
+    (r"k \text{ is a power of two}", r"k = 2^m"),
 ]
 
 NOT_EQUIVALENT = [
@@ -135,6 +141,12 @@ NOT_EQUIVALENT = [
     (r"\text{Shift 4 units left}", r"shift 4 units right"),
     (r"1,541.67", r"\approx 1{,}541.68\ \text{fl oz}"),
     (r"A and D", r"\text{A and C}"),
+    # integer classes: another class, or two parametric forms (`4k` in a given k)
+    (r"n \text{ must be even}", r"n = 2k + 1, k \in \mathbb{N}"),
+    (r"4k", r"\text{any multiple of } 2"),
+    (r"\text{odd}", r"n \equiv 0 \pmod 2"),
+    (r"4k", r"4k + 4"),
+    (r"5", r"\pm 5"),  # `\pmod` is not `\pm`, `\pm` still is
 ]
 
 

@@ -56,10 +56,10 @@ _CHOICE_REF = re.compile(r"\s*(?:\\text(?:bf)?\s*\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?\
 
 def _guard(reference: str, answer: str) -> str | None:
     """Known false positives of numeric comparison, caught before any grading."""
-    ref_pm = any(p in reference for p in _PM)
+    ref_pm = _PM.search(reference) is not None
     listed = bracketed(reference)
     parts = len(listed[1]) if listed is not None else len(components(reference))
-    if any(p in answer for p in _PM) and not ref_pm and parts < 2:
+    if _PM.search(answer) is not None and not ref_pm and parts < 2:
         return "plus_minus"  # `\\pm 5` for `0, 5, -5` is a list: the components stage counts
     hedged = not ref_pm and _HEDGE.search(answer) and not _HEDGE.search(reference)
     # "7 or 8", "x = 7 \\lor x \\neq 7"; a union of intervals is not a hedge, and the
@@ -72,7 +72,7 @@ def _guard(reference: str, answer: str) -> str | None:
     return None
 
 
-_PM = ("\\pm", "\\mp", "±", "∓")
+_PM = re.compile(r"\\(?:pm|mp)(?![A-Za-z])|±|∓")  # not `\pmod`
 
 
 class LRU:

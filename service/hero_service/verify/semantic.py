@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hero_service.verify import equations, forms, intervals, latex, units, words
+from hero_service.verify import equations, forms, intervals, latex, residues, units, words
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate, exact_value
 from hero_service.verify.rounding import angle_equal, rounding_equal
@@ -37,7 +37,7 @@ class Outcome:
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
 _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
-_PM = ("\\pm", "\\mp")
+_PM = re.compile(r"\\(?:pm|mp)(?![A-Za-z])")  # not `\pmod`
 _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
 _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
@@ -295,7 +295,7 @@ def _same_float(x: str, y: str) -> bool:
 
 def _expand_pm(s: str) -> str:
     """`0, \\pm 5` -> `0, 5, -5`; `\\{\\frac{\\sqrt5 \\pm 1}{2}\\}` -> both values."""
-    if not any(p in s for p in _PM):
+    if _PM.search(s) is None:
         return s
     inner = latex.strip_outer(s, (("\\{", "\\}"),))
     body = inner[1] if inner is not None else s
@@ -338,6 +338,10 @@ def compare(ref: str, ans: str) -> Outcome:
         dom = _sets(rdom, adom)
         if dom is not None and dom.status == "incorrect":
             return Outcome("incorrect", "interval", "domain")
+    rcls, acls = residues.class_of(ref), residues.class_of(ans)
+    if rcls is not None and acls is not None and (rcls[1] or acls[1]):  # `even n` vs `n = 2k`
+        same = rcls[0] == acls[0]
+        return Outcome("correct" if same else "incorrect", "text", None if same else "residue")
     if declared:
         ans = forms.rename_declared(ref, ans, declared)
     if rdom is not None or adom is not None or declared:
@@ -354,7 +358,7 @@ def compare(ref: str, ans: str) -> Outcome:
     ref, ans = equations.expand_chain(ref) or ref, equations.expand_chain(ans) or ans
     ans = equations.derivation(ans) or ans  # `S_n = \\frac{4(4^n-1)}{4-1} = \\frac{4^{n+1}-4}{3}`
     ref, ans = _expand_pm(ref), _expand_pm(ans)
-    if any(p in ref or p in ans for p in _PM):
+    if _PM.search(ref) or _PM.search(ans):
         return Outcome(None, "math_verify", None, ((ref, ans),))  # two signs: the CAS's job
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
