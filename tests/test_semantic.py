@@ -147,6 +147,10 @@ NOT_EQUIVALENT = [
     (r"\text{odd}", r"n \equiv 0 \pmod 2"),
     (r"4k", r"4k + 4"),
     (r"5", r"\pm 5"),  # `\pmod` is not `\pm`, `\pm` still is
+    # Math-Verify reads a number out of what it cannot parse: two such fragments are equal
+    (r"b_1 + b_2 + \dots + b_7 = 3 \times 7", r"b_1 + b_2 + b_3 + \cdots + b_7 = 3^7"),
+    (r"1 \times 3 \times \dots \times (2k-1)", r"1 \times 3 \times \cdots \times (2k+1)"),
+    (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"\{t \mid 0 < t \le 5\}"),
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import signal
 from collections import OrderedDict
@@ -106,6 +107,18 @@ def _parse_gold(reference: str, timeout: int) -> Any:
     return gold
 
 
+_UNREADABLE = re.compile(r"\\(?:dots|cdots|ldots)(?![A-Za-z])|…|\\\{[^{}|]*(?:\||\\mid)")
+
+
+def _fragment(text: str, parsed: Any) -> bool:
+    """A plain number read out of maths Math-Verify cannot parse: `1 \\times 3 \\times \\dots
+    \\times (2n+1)` reads as 3 and `\\{x \\mid -1 < x \\le 4\\}` as 4, and two such
+    fragments compare equal. An ellipsis or a set-builder never has a plain number value."""
+    import sympy
+
+    return bool(_UNREADABLE.search(text)) and isinstance(parsed[0], sympy.Number)
+
+
 def math_verify_task(reference: str, answer: str, timeout: int) -> str:
     """'correct' | 'incorrect' | 'timeout' | 'unparsed_gold' | 'no_parse'. Both sides are
     boxed so the same extraction path sees them (verl's recall-improving wrapper)."""
@@ -116,10 +129,10 @@ def math_verify_task(reference: str, answer: str, timeout: int) -> str:
     ext = _CFG["extraction"]
     _TimeoutFlag.hit = False
     gold = _parse_gold(reference, timeout)
-    if not gold:
+    if not gold or _fragment(reference, gold):
         return "timeout" if _TimeoutFlag.hit else "unparsed_gold"
     pred = parse("\\boxed{" + answer + "}", extraction_config=ext, parsing_timeout=timeout)
-    if not pred:
+    if not pred or _fragment(answer, pred):
         return "timeout" if _TimeoutFlag.hit else "no_parse"
     # float_rounding 8 (library: 6) so 0.142857 is not 1/7
     ok = verify(gold, pred, float_rounding=8, timeout_seconds=timeout)
