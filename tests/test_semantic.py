@@ -103,6 +103,19 @@ EQUIVALENT = [
     (r"4k", r"\text{any multiple of } 4"),
     (r"\text{odd}", r"2m - 1"),
     (r"k \text{ is a power of two}", r"k = 2^m"),
+    (r"42.86", r"\frac{5}{7} \text{ hour} \approx 42.86 \text{ minutes}"),
+    (r"23.6\%", r"C_5 \approx 0.236"),
+    # function names without a backslash, escapes stored as text, quantifier symbols
+    (r"y = sin(2x - π/6)", r"y = \sin\left(2x - \dfrac{\pi}{6}\right)"),
+    (r"90\u00B0", r"\frac{\pi}{2}"),
+    (r"∀x ≥ 0, 2^x ≠ 3", r"\forall x \geq 0,\ 2^{x} \neq 3"),
+    # isolated points of a union, times of day, a restatement in parentheses
+    (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"(0, 2] \cup \{5\}"),
+    (r"b = 3 \text{ or } b \leq -1", r"(-\infty, -1] \cup \{3\}"),
+    (r"9:40 \text{ a.m.}", r"9{:}40\text{ AM}"),
+    (r"15:00", r"3\text{ PM}"),
+    (r"4:10", r"16:10"),  # no am/pm given: either half of the day
+    (r"1.25\%", r"\approx 0.0125 \; (\text{i.e. } 1.25\%)"),
 ]
 
 NOT_EQUIVALENT = [
@@ -134,7 +147,8 @@ NOT_EQUIVALENT = [
     (r"\{2, 5\}", r"A \cap B = \{2, 3\}"),  # the set named is compared
     (r"(1, 2)", r"a\in[1,2)"),
     (r"a_n = \frac{5}{3} - n", r"a_n = \frac{2}{3} - (n - 1) = \frac{5 - 3n}{4}"),  # last step
-    (r"3.96", r"\frac{401}{101} \approx 3.96"),  # the exact value stated is wrong
+    (r"\frac{400}{101}", r"\frac{401}{101} \approx 3.96"),  # the exact value stated is wrong
+    (r"3.96", r"\frac{400}{101} \approx 3.97"),  # against a decimal, the decimal stated
     (r"A(0, -1, 0)", r"(0, 1, 0)"),
     (r"\{3, 4\}", r"x = 3, x = 5"),  # a list of equations is no derivation
     (r"5 \text{ apples}", r"5 \text{ pears}"),  # the same number of something else
@@ -151,6 +165,10 @@ NOT_EQUIVALENT = [
     (r"b_1 + b_2 + \dots + b_7 = 3 \times 7", r"b_1 + b_2 + b_3 + \cdots + b_7 = 3^7"),
     (r"1 \times 3 \times \dots \times (2k-1)", r"1 \times 3 \times \cdots \times (2k+1)"),
     (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"\{t \mid 0 < t \le 5\}"),
+    (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"(0, 2] \cup \{6\}"),
+    (r"9:40 \text{ a.m.}", r"9{:}40 \text{ PM}"),  # the other half of the day
+    (r"3:15", r"4:15"),
+    (r"1.25\%", r"\approx 0.0124 \; (\text{i.e. } 1.25\%)"),
 ]
 
 

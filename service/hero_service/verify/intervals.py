@@ -61,6 +61,9 @@ def looks_like_set(s: str) -> bool:
     )
 
 
+_FINITE = re.compile(r"\s*\\\{(?P<b>[^{}|]+)\\\}\s*")
+
+
 def _bound(text: str) -> Bound:
     t = text.strip()
     if t in ("\\infty", "+\\infty", "\\infty "):
@@ -168,7 +171,23 @@ def _piece(p: str) -> list[Interval] | None:
     if m is not None:
         lo, hi = _bound(m.group("a")), _bound(m.group("b"))
         return [Interval(lo, hi, m.group("l") == "[", m.group("r") == "]")]
-    return _inequality(p)
+    return _points(p) or _inequality(p)
+
+
+def _points(p: str) -> list[Interval] | None:
+    """Isolated points of a union: `\\{4\\}`, `\\{1, 5\\}`, `x = 4` (numbers only)."""
+    m = _FINITE.fullmatch(p)
+    if m is not None:
+        values = [v.strip() for v in m.group("b").split(",")]
+    else:
+        rel = split_relations(p, equals=True)
+        if rel is None or rel[1] != ["="] or not _VAR.fullmatch(rel[0][0]):
+            return None
+        values = [rel[0][1].strip()]
+    bounds = [_bound(v) for v in values]
+    if not values or any(b.value is None or math.isinf(b.value) for b in bounds):
+        return None
+    return [Interval(b, b, True, True) for b in bounds]
 
 
 def parse_set(s: str) -> list[Interval] | None:

@@ -23,6 +23,7 @@ _UNICODE = {
     "ω": r"\omega ", "ρ": r"\rho ", "′": "'", "∅": r"\emptyset ", "ℝ": r"\mathbb{R}",
     "ℤ": r"\mathbb{Z}", "ℕ": r"\mathbb{N}", "ℚ": r"\mathbb{Q}", "∣": "|", "÷": r"\div ",
     "±": r"\pm ", "∓": r"\mp ", "\u00a0": " ", "\u3000": " ", "＋": "+", "－": "-", "／": "/",
+    "∀": r"\forall ", "∃": r"\exists ", "¬": r"\neg ",
 }  # fmt: skip
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _SUPERSCRIPT = {c: str(i) for i, c in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")}
@@ -31,6 +32,7 @@ _FULLWIDTH_DIGIT = {chr(0xFF10 + i): str(i) for i in range(10)}
 _CIRCLED = {chr(0x2460 + i): str(i + 1) for i in range(20)}  # ① .. ⑳
 _CIRCLED_RUN = re.compile("[①-⑳](?:[\\s,]*[①-⑳])*")
 _NUM = r"(\d+(?:\.\d+)?)"
+_FUNCS = "arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc|ln|log|exp"
 _TOKEN = r"\d|[A-Za-z]|\\pi(?![A-Za-z])"  # one TeX token as a \frac argument
 _COMMANDS = [
     # upright constants, names and wrapped commands: `2\mathrm{i}`, `\mathrm{BN}`,
@@ -72,6 +74,8 @@ _COMMANDS = [
     (re.compile(r"(?<=[)\]])\s*U\s*(?=[(\[])"), r" \\cup "),  # `(-1, 0) U (1, 2)`
     (re.compile(r"(?<![A-Za-z\\])sqrt\s*(?=[({\d])"), r"\\sqrt"),  # plain-text maths
     (re.compile(r"(?<![A-Za-z\\])pi(?![A-Za-z])"), r"\\pi "),
+    # `sin(2x - π/6)`, `ln 2`: function names written without their backslash
+    (re.compile(rf"(?<![A-Za-z\\])({_FUNCS})(?=\s*[(\d\\_^]|\s+[a-z](?![A-Za-z]))"), r"\\\1 "),
     (re.compile(r"(?<![A-Za-z\\])inf(?:inity)?(?![A-Za-z])"), r"\\infty "),
     (re.compile(r"^\s*(?:\\approx|=)\s*"), ""),  # `\\approx 3.14`, `= 5`
     # `approximately 280 meters`: the value a model rounded, said in words

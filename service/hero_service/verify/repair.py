@@ -52,8 +52,12 @@ def _fix(m: re.Match[str]) -> str:
     return " " if m.group() in "\t\r\n" else m.group()
 
 
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})(?![A-Za-z0-9])")
+
+
 def repair_reference(ref: str) -> str:
-    s = _CONTROL.sub(_fix, ref)
+    s = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), ref)  # `90\\u00B0` as text
+    s = _CONTROL.sub(_fix, s)
     s = _DOUBLED.sub(r"\\", s)
     s = s.replace("\\\\{", "\\{").replace("\\\\}", "\\}")  # `\\\\{x | x < -1\\\\}`
     s = _DOLLAR_SEP.sub(r"\1 ", s)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hero_service.verify import equations, forms, intervals, latex, residues, units, words
+from hero_service.verify.clock import clock_equal
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate, exact_value
 from hero_service.verify.rounding import angle_equal, rounding_equal
@@ -307,7 +308,15 @@ def _expand_pm(s: str) -> str:
     return f"\\{{{out}\\}}" if inner is not None else out
 
 
+_ASIDE = re.compile(
+    r"\s*\(\s*(?:\\text\s*\{\s*)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about)"
+    r"[^()]*\)\s*$"
+)
 _APPROX = re.compile(r"\\approx(?![A-Za-z])")
+_DECIMAL = re.compile(r"\s*-?\d*\.\d+\s*(?:\\?%)?\s*")
+_NAME_ONLY = re.compile(
+    r"\s*(?:\\[A-Za-z]+\s?)?[A-Za-z]{1,3}(?:_\{?\w{1,4}\}?)?(?:\([^()]{1,12}\))?\s*"
+)
 
 
 def compare(ref: str, ans: str) -> Outcome:
@@ -319,6 +328,9 @@ def compare(ref: str, ans: str) -> Outcome:
         op = ans.strip() if rel is None else (rel[1][0] if len(rel[1]) == 1 else None)
         if op in _SYMBOLS:
             return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
+    if (same_time := clock_equal(ref, ans)) is not None:  # `2 PM` vs `14:00`; before strings
+        return Outcome("correct" if same_time else "incorrect", "clock")
+    ans = _ASIDE.sub("", ans)  # `0.04599 \\; (\\text{i.e. } 4.599\\%)`: a restatement
     if (w := _WRAPPED.fullmatch(ans)) is not None and "," not in w.group("t"):
         ans = w.group("t").strip()  # `\\text{D and A}`, `\\text{2 crucian carps}`: read inside
     if (m := _THOUSANDS_UNIT.fullmatch(ans)) is not None and _THOUSANDS.fullmatch(ref.strip()):
@@ -327,7 +339,12 @@ def compare(ref: str, ans: str) -> Outcome:
     ans = _ALL_X.sub("", ans, count=1)  # `the set of all x with 1 \\le x < 2`
     approx = latex.split_top(ans, _APPROX)
     if len(approx) == 2 and all(p.strip() for p in approx) and "\\approx" not in ref:
-        ans = approx[0].strip()  # `\\frac{400}{101} \\approx 3.96`: the exact value stated
+        # `\\frac{400}{101} \\approx 3.96`: the exact value, or the decimal when the reference
+        # is a decimal (`\\frac{5}{7} \\text{ h} \\approx 42.86 \\text{ min}`) or the exact
+        # side is only a name (`C_5 \\approx 0.236`)
+        first, last = approx[0].strip(), approx[1].strip()
+        decimal = _DECIMAL.fullmatch(units.split(ref)[0]) is not None
+        ans = last if decimal or _NAME_ONLY.fullmatch(first) else first
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa and not words.texts_differ(ref, ans):
         return Outcome("correct", "string")
