@@ -21,7 +21,8 @@ import math
 import re
 from fractions import Fraction
 
-from hero_service.verify.latex import split_relations, split_top
+from hero_service.verify.forms import components
+from hero_service.verify.latex import split_relations, split_top, strip_outer
 from hero_service.verify.numeval import evaluate
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "difference",
     "expand_chain",
     "expand_pm",
+    "expand_pm_list",
     "function_args",
     "progression",
     "proportional",
@@ -188,3 +190,17 @@ def progression(parts: list[str]) -> tuple[Fraction, Fraction, Fraction | None] 
     if last is not None and ((last - head[0]) / step < len(head) - 1 or (last - head[0]) % step):
         return None
     return head[0], step, last
+
+
+def expand_pm_list(s: str) -> str:
+    """`0, \\pm 5` -> `0, 5, -5`; `\\{\\frac{\\sqrt5 \\pm 1}{2}\\}` -> both values."""
+    if _PM_CMD.search(s) is None:
+        return s
+    inner = strip_outer(s, (("\\{", "\\}"),))
+    body = inner[1] if inner is not None else s
+    parts = []
+    for c in components(body):
+        both = expand_pm(c)
+        parts.extend(both if both is not None else [c])
+    out = ", ".join(parts)
+    return f"\\{{{out}\\}}" if inner is not None else out

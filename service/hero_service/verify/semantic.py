@@ -16,10 +16,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hero_service.verify import equations, forms, intervals, latex, residues, units, words
+from hero_service.verify import (
+    equations,
+    forms,
+    intervals,
+    latex,
+    presentation,
+    residues,
+    units,
+    words,
+)
 from hero_service.verify.clock import clock_equal
 from hero_service.verify.normalize import strip_string
 from hero_service.verify.numeval import evaluate, exact_value
+from hero_service.verify.presentation import THOUSANDS
 from hero_service.verify.rounding import angle_equal, rounding_equal
 
 __all__ = ["Outcome", "compare"]
@@ -35,7 +45,6 @@ class Outcome:
     pending: tuple[tuple[str, str], ...] = field(default=())
 
 
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|textit|mbox)\s*\{([^{}]*)\}")
 _ARTICLES = re.compile(r"\b(?:the|a|an|is|are)\b")
 _PM = re.compile(r"\\(?:pm|mp)(?![A-Za-z])")  # not `\pmod`
@@ -43,19 +52,9 @@ _MAX_CHARS = 4000  # the stages are linear, but a server-side scan stays small
 _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*(?=\\\{)")
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
-_THOUSANDS_UNIT = re.compile(
-    r"\s*(?P<n>-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?)"
-    r"(?P<unit>(?:\s|\\ |\\text)(?!.*\b(?:and|or)\b)[^,]*)"
-)
-_WRAPPED = re.compile(r"\s*\\(?:text|textbf|mathrm|mbox)\s*\{(?P<t>[^{}\\$]*)\}\s*")
 _CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
 _LETTER_CHOICE = re.compile(r"\s*(?:\\text\{\s*)?[A-E](?:\s*\})?\s*")
 _SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
-_ALL_X = re.compile(
-    r"^\s*(?:the\s+set\s+of\s+)?all\s+(?:real\s+)?(?:numbers\s+)?[a-z]\s+"
-    r"(?:with|such\s+that|satisfying|where|for\s+which)\s+(?=\S)",
-    re.IGNORECASE,
-)
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
 
 
@@ -294,31 +293,6 @@ def _same_float(x: str, y: str) -> bool:
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def _expand_pm(s: str) -> str:
-    """`0, \\pm 5` -> `0, 5, -5`; `\\{\\frac{\\sqrt5 \\pm 1}{2}\\}` -> both values."""
-    if _PM.search(s) is None:
-        return s
-    inner = latex.strip_outer(s, (("\\{", "\\}"),))
-    body = inner[1] if inner is not None else s
-    parts = []
-    for c in forms.components(body):
-        both = equations.expand_pm(c)
-        parts.extend(both if both is not None else [c])
-    out = ", ".join(parts)
-    return f"\\{{{out}\\}}" if inner is not None else out
-
-
-_ASIDE = re.compile(
-    r"\s*\(\s*(?:\\text\s*\{\s*)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about)"
-    r"[^()]*\)\s*$"
-)
-_APPROX = re.compile(r"\\approx(?![A-Za-z])")
-_DECIMAL = re.compile(r"\s*-?\d*\.\d+\s*(?:\\?%)?\s*")
-_NAME_ONLY = re.compile(
-    r"\s*(?:\\[A-Za-z]+\s?)?[A-Za-z]{1,3}(?:_\{?\w{1,4}\}?)?(?:\([^()]{1,12}\))?\s*"
-)
-
-
 def compare(ref: str, ans: str) -> Outcome:
     """Decide `ans` against `ref`, or name the leaf pairs that need Math-Verify."""
     if len(ref) > _MAX_CHARS or len(ans) > _MAX_CHARS:
@@ -330,21 +304,7 @@ def compare(ref: str, ans: str) -> Outcome:
             return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
     if (same_time := clock_equal(ref, ans)) is not None:  # `2 PM` vs `14:00`; before strings
         return Outcome("correct" if same_time else "incorrect", "clock")
-    ans = _ASIDE.sub("", ans)  # `0.04599 \\; (\\text{i.e. } 4.599\\%)`: a restatement
-    if (w := _WRAPPED.fullmatch(ans)) is not None and "," not in w.group("t"):
-        ans = w.group("t").strip()  # `\\text{D and A}`, `\\text{2 crucian carps}`: read inside
-    if (m := _THOUSANDS_UNIT.fullmatch(ans)) is not None and _THOUSANDS.fullmatch(ref.strip()):
-        ref = ref.replace("{,}", "").replace(",", "")  # `1{,}541.67 \\text{fl oz}`
-        ans = m.group("n").replace("{,}", "").replace(",", "") + m.group("unit")
-    ans = _ALL_X.sub("", ans, count=1)  # `the set of all x with 1 \\le x < 2`
-    approx = latex.split_top(ans, _APPROX)
-    if len(approx) == 2 and all(p.strip() for p in approx) and "\\approx" not in ref:
-        # `\\frac{400}{101} \\approx 3.96`: the exact value, or the decimal when the reference
-        # is a decimal (`\\frac{5}{7} \\text{ h} \\approx 42.86 \\text{ min}`) or the exact
-        # side is only a name (`C_5 \\approx 0.236`)
-        first, last = approx[0].strip(), approx[1].strip()
-        decimal = _DECIMAL.fullmatch(units.split(ref)[0]) is not None
-        ans = last if decimal or _NAME_ONLY.fullmatch(first) else first
+    ref, ans = presentation.unwrap(ref, ans)
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa and not words.texts_differ(ref, ans):
         return Outcome("correct", "string")
@@ -374,19 +334,19 @@ def compare(ref: str, ans: str) -> Outcome:
     ref, ans = forms.system_to_list(ref), forms.system_to_list(ans)
     ref, ans = equations.expand_chain(ref) or ref, equations.expand_chain(ans) or ans
     ans = equations.derivation(ans) or ans  # `S_n = \\frac{4(4^n-1)}{4-1} = \\frac{4^{n+1}-4}{3}`
-    ref, ans = _expand_pm(ref), _expand_pm(ans)
+    ref, ans = equations.expand_pm_list(ref), equations.expand_pm_list(ans)
     if _PM.search(ref) or _PM.search(ans):
         return Outcome(None, "math_verify", None, ((ref, ans),))  # two signs: the CAS's job
     rt, at = forms.vector_to_tuple(ref), forms.vector_to_tuple(ans)
     if (rt != ref) != (at != ans) and (forms.bracketed(rt) and forms.bracketed(at)):
         ref, ans = rt, at  # a vector against a tuple; two matrices stay matrices
-    if _THOUSANDS.fullmatch(ref.strip()) and _CURRENCY.match(ans):  # `₹75{,}000`
+    if THOUSANDS.fullmatch(ref.strip()) and _CURRENCY.match(ans):  # `₹75{,}000`
         ans = _CURRENCY.sub("", ans, count=1)
-    if _THOUSANDS.fullmatch(ans.strip()):
+    if THOUSANDS.fullmatch(ans.strip()):
         ans = ans.replace("{,}", "").replace(",", "")
-        if _THOUSANDS.fullmatch(ref.strip()):  # `81,213` vs `81{,}213`
+        if THOUSANDS.fullmatch(ref.strip()):  # `81,213` vs `81{,}213`
             ref = ref.replace("{,}", "").replace(",", "")
-    elif _THOUSANDS.fullmatch(ref.strip()) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", ans):
+    elif THOUSANDS.fullmatch(ref.strip()) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", ans):
         ref = ref.replace("{,}", "").replace(",", "")  # `81,213` vs `81213`
     ans = _IN_SET.sub("", ans, count=1)  # `a \\in \\{-8, 2\\}` is the list `-8, 2`
     rb, ab = forms.bracketed(ref), forms.bracketed(ans)
