@@ -116,6 +116,9 @@ EQUIVALENT = [
     (r"15:00", r"3\text{ PM}"),
     (r"4:10", r"16:10"),  # no am/pm given: either half of the day
     (r"1.25\%", r"\approx 0.0125 \; (\text{i.e. } 1.25\%)"),
+    # a parameter declared by a trailing `t \in \mathbb{R}`, a constant the reference declares
+    (r"(a, b) = (s, 2s) \text{ for any } s \in \mathbb{R}", r"(a, b) = (t, 2t), t \in \mathbb{R}"),
+    (r"g(x) = 2x + d \text{, where } d \text{ is a constant}", r"g(x) = 2x + c"),
 ]
 
 NOT_EQUIVALENT = [
@@ -168,6 +171,8 @@ NOT_EQUIVALENT = [
     (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"(0, 2] \cup \{6\}"),
     (r"9:40 \text{ a.m.}", r"9{:}40 \text{ PM}"),  # the other half of the day
     (r"3:15", r"4:15"),
+    (r"(a, b) = (s, 2s) \text{ for any } s \in \mathbb{R}", r"(a, b) = (t, 3t), t \in \mathbb{R}"),
+    (r"g(x) = 2x + d \text{, where } d \text{ is a constant}", r"g(x) = 2x^2 + c"),
     (r"1.25\%", r"\approx 0.0124 \; (\text{i.e. } 1.25\%)"),
 ]
 

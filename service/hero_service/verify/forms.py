@@ -66,7 +66,7 @@ _PARAMS = ("k", "n", "m")
 # `... \forall n`, `... \text{ for all } x`, `... for some integer m \ge 0`, `... \text{ for
 # constants } k, m`: a quantifier or a declaration of parameters ends the answer proper
 _QUANTIFIER = re.compile(
-    r"\\forall(?![A-Za-z])|\\text\{\s*(?:for|where)\b[^{}]*\}"
+    r"\\forall(?![A-Za-z])|\\text\{\s*[,;]?\s*(?:for|where)\b[^{}]*\}"
     r"|\bfor\s+(?:all|any|every|each|some)\b"
     r"|\\text\{\s*(?:with|and)\s+(?:arbitrary\s+)?(?:constants?|parameters?)\b[^{}]*\}"
 )

@@ -53,6 +53,7 @@ _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
 _CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
+_NUMBER_SET = re.compile(r"\s*[A-Za-z]\s*\\in\s*\\mathbb\s*\{?\s*[RZNQC]\s*\}?\S{0,6}\s*")
 _LETTER_CHOICE = re.compile(r"\s*(?:\\text\{\s*)?[A-E](?:\s*\})?\s*")
 _SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
@@ -308,9 +309,15 @@ def compare(ref: str, ans: str) -> Outcome:
     sr, sa = strip_string(ref), strip_string(ans)
     if sr and sr == sa and not words.texts_differ(ref, ans):
         return Outcome("correct", "string")
-    ref, _ = forms.cut_quantifier(ref)  # `f(x) = x \\forall x`, `... for constants k, m`
+    ref, rdecl = forms.cut_quantifier(ref)  # `f(x) = x \\forall x`, `... for constants k, m`
     ans, declared = forms.cut_quantifier(ans)
     (ref, rdom), (ans, adom) = forms.split_domain(ref), forms.split_domain(ans)
+    if adom is not None and _NUMBER_SET.fullmatch(adom):  # `(t, t, t), t \\in \\mathbb{R}`
+        declared |= set(equations.LETTER.findall(adom))
+    if (rdecl or (rdom is not None and _NUMBER_SET.fullmatch(rdom))) and not declared:
+        # the reference declares its constants (`x + b, where b is a fixed real number`):
+        # the answer's own letters play their part (`x + c`)
+        declared = set(equations.LETTER.findall(ans)) - set(equations.LETTER.findall(ref))
     if rdom is not None and adom is not None:  # `(x \\ge -1)` vs `, x \\in [-1, \\infty)`
         dom = _sets(rdom, adom)
         if dom is not None and dom.status == "incorrect":
