@@ -81,7 +81,7 @@ _DOMAIN_PAREN = re.compile(
 _REL = r"(?:<|>|\\le |\\ge |\\neq )"
 _CONDITION = re.compile(rf"^\s*(?:[^=<>]*{_REL}\s*)?[A-Za-z]\s*(?:{_REL}|\\in(?![A-Za-z]))[^=]*$")
 _BB = re.compile(r"\\mathbb\s*\{?\s*[A-Z]\s*\}?(?:[_^]\{?[^{}\s]*\}?)?")
-_TEXT_AND = re.compile(r"\\text\{([^{}]*)\band\b([^{}]*)\}")
+_TEXT_AND = re.compile(r"\\text\{([^{}]*)\b(?:and|or)\b([^{}]*)\}")
 _EMPTY_TEXT = re.compile(r"\\text\{\s*\}")
 
 

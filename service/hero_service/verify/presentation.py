@@ -12,7 +12,7 @@ __all__ = ["THOUSANDS", "unwrap"]
 
 THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _ASIDE = re.compile(
-    r"\s*\(\s*(?:\\text\s*\{\s*)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about)"
+    r"\s*\(\s*(?:\\text\s*\{\s*)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about|=|\\approx)"
     r"[^()]*\)\s*$"
 )
 _APPROX = re.compile(r"\\approx(?![A-Za-z])")
