@@ -212,6 +212,24 @@ def test_repair_touches_only_escaping_damage() -> None:
     assert repair_reference(r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}").count("\\\\") == 1
 
 
+@pytest.mark.parametrize(
+    "ans",
+    [
+        "11:00" + " " * 2000 + "x",  # backtracking between whitespace runs (clock, residues)
+        "2k" + " " * 2000 + "x",
+        "n \\equiv 1" + " " * 2000 + "\\pmod",
+        "1 " + "(i.e. " * 400,
+        "A(" + "," * 2000,
+        "1{,}000" + " " * 2000 + "and",
+    ],
+)
+def test_compare_finishes_on_long_runs(ans: str) -> None:
+    """Each of these took hours with a regex that let two whitespace runs trade characters
+    (`\\s*(\\text{)*\\s*...`); they must come back (no timing asserted, only completion)."""
+    for ref in ("10:00", "4k", "1,000", "x < 3"):
+        compare(canonical(ref), canonical(ans))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_compare_never_raises_on_any_text(s: str) -> None:

@@ -12,9 +12,9 @@ import re
 __all__ = ["clock_equal"]
 
 _TIME = re.compile(
-    r"\s*(?:\\text\{\s*)?(?:at\s+)?(?P<h>\d{1,2})(?:\s*(?::|\{:\})\s*(?P<m>\d{2}))?"
-    r"(?:\s|\\text\{|\\ |~)*"
-    r"(?P<ap>[ap]\.?\s?m\.?|o'clock(?:\s+[ap]\.?\s?m\.?)?)?\s*\}?\s*\.?\s*",
+    r"\s*+(?:\\text\{\s*+)?(?:at\s++)?(?P<h>\d{1,2})(?:\s*+(?::|\{:\})\s*+(?P<m>\d{2}))?"
+    r"(?:\s|\\text\{|\\ |~)*+"
+    r"(?P<ap>[ap]\.?\s?m\.?|o'clock(?:\s++[ap]\.?\s?m\.?)?)?(?:\s|\}|\.)*+",
     re.IGNORECASE,
 )
 

@@ -294,7 +294,7 @@ def _with_conditions(answer: str, quals: list[str]) -> str:
     return " \\text{ and } ".join([answer, *reversed(quals)])
 
 
-_RESTATE = re.compile(r"[,;]?\s*(?:\bi\.\s?e\.|\bthat is\b|\bnamely\b)", re.IGNORECASE)
+_RESTATE = re.compile(r"[,;]?\s*+(?:\bi\.\s?e\.|\bthat is\b|\bnamely\b)", re.IGNORECASE)
 
 
 def _before_restatement(items: list[_Item]) -> list[_Item]:

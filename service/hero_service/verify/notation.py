@@ -91,7 +91,7 @@ _COMMANDS = [
 _BARE_SET = re.compile(r"\{(?P<body>[^{}]*(?:\||\\mid)[^{}]*)\}")
 _PAREN_LIST = re.compile(r"\s*(?:\(\d{1,2}\)\s*[,，、]?\s*){2,}")
 # a labelled point; not `C(5, 2)`, a binomial coefficient
-_POINT = re.compile(r"\s*([ABD-Z])\s*\(([^()]*,[^()]*)\)\s*")
+_POINT = re.compile(r"\s*+([ABD-Z])\s*+\(([^()]*)\)\s*+")
 _DEGREE_MARK = "^{°}"
 _SPACES = re.compile(r"\s+")
 
@@ -113,7 +113,7 @@ def canonical(s: str) -> str:
     if _PAREN_LIST.fullmatch(s):  # `(1)(4)`: the statements chosen, like `①④`
         s = ",".join(re.findall(r"\d+", s))
     m = _POINT.fullmatch(s)
-    if m is not None and re.search(r"\d", m.group(2)):
+    if m is not None and "," in m.group(2) and re.search(r"\d", m.group(2)):
         s = f"{m.group(1)} = ({m.group(2)})"  # `A(0, -1, 0)`: the point A is `(0, -1, 0)`
     m = _BARE_SET.fullmatch(s.strip())
     if m is not None and not s.strip().startswith("\\{"):

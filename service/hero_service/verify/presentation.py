@@ -12,11 +12,11 @@ __all__ = ["THOUSANDS", "unwrap"]
 
 THOUSANDS = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?")
 _ASIDE = re.compile(
-    r"\s*\(\s*(?:\\text\s*\{\s*)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about|=|\\approx)"
-    r"[^()]*\)\s*$"
+    r"\(\s*+(?:\\text\s*+\{\s*+)?(?:i\.\s?e\.|e\.g\.|that is|or|approx\.?|about|=|\\approx)"
+    r"[^()]*\)\s*+$"
 )
 _APPROX = re.compile(r"\\approx(?![A-Za-z])")
-_DECIMAL = re.compile(r"\s*-?\d*\.\d+\s*(?:\\?%)?\s*")
+_DECIMAL = re.compile(r"\s*+-?\d*\.\d+\s*+(?:\\?%)?\s*+")
 _NAME_ONLY = re.compile(
     r"\s*(?:\\[A-Za-z]+\s?)?[A-Za-z]{1,3}(?:_\{?\w{1,4}\}?)?(?:\([^()]{1,12}\))?\s*"
 )
@@ -34,7 +34,7 @@ _ALL_X = re.compile(
 
 def unwrap(ref: str, ans: str) -> tuple[str, str]:
     """(ref, ans) with the answer's presentation taken off (module docstring)."""
-    ans = _ASIDE.sub("", ans)  # `0.04599 \\; (\\text{i.e. } 4.599\\%)`: a restatement
+    ans = _ASIDE.sub("", ans).rstrip()  # `0.04599 \\; (\\text{i.e. } 4.599\\%)`: a restatement
     if (w := _WRAPPED.fullmatch(ans)) is not None and "," not in w.group("t"):
         ans = w.group("t").strip()  # `\\text{D and A}`, `\\text{2 crucian carps}`: read inside
     if (m := _THOUSANDS_UNIT.fullmatch(ans)) is not None and THOUSANDS.fullmatch(ref.strip()):

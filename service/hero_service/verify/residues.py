@@ -23,14 +23,14 @@ _FILLER_WORDS = (
 _FILLER = frozenset(_FILLER_WORDS.split())
 _NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
 _PARAM = re.compile(
-    r"\s*(?:(?P<v>[a-z])\s*=\s*)?(?P<d>\d+)\s*\\?(?P<k>[a-z])"
-    r"(?:\s*(?P<s>[+-])\s*(?P<r>\d+))?\s*"
+    r"\s*+(?:(?P<v>[a-z])\s*+=\s*+)?(?P<d>\d+)\s*+\\?(?P<k>[a-z])"
+    r"(?:\s*+(?P<s>[+-])\s*+(?P<r>\d+))?\s*+"
 )
 _CONGRUENCE = re.compile(
-    r"\s*(?P<v>[a-z])\s*\\equiv\s*(?P<r>-?\d+)\s*"
-    r"(?:\\pmod\s*\{?\s*(?P<d1>\d+)\s*\}?|\(\s*\\(?:bmod|mod)\s*\{?\s*(?P<d2>\d+)\s*\}?\s*\))\s*"
+    r"\s*+(?P<v>[a-z])\s*+\\equiv\s*+(?P<r>-?\d+)\s*+"
+    r"(?:\\pmod\s*+\{?\s*+(?P<d1>\d+)\s*+\}?|\(\s*+\\(?:bmod|mod)\s*+\{?\s*+(?P<d2>\d+)\s*+\}?\s*+\))\s*+"
 )
-_POWER = re.compile(r"\s*(?:(?P<v>[a-z])\s*=\s*)?2\s*\^\s*\{?\s*(?P<k>[a-z])\s*\}?\s*")
+_POWER = re.compile(r"\s*+(?:(?P<v>[a-z])\s*+=\s*+)?2\s*+\^\s*+\{?\s*+(?P<k>[a-z])\s*+\}?\s*+")
 
 
 def _words(s: str) -> list[str] | None:

@@ -53,7 +53,7 @@ _IN_SET = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w{1,4}\}?)?\s*\\in\s*
 # `\\{x \\mid x = 4k - 1, k \\in \\mathbb{Z}\\}`: the values of `x`, written as an equation
 _BUILDER_EQ = re.compile(r"^\s*\\\{\s*([A-Za-z])\s*\|\s*\1\s*=\s*([^=<>|]+)\\\}\s*$")
 _CURRENCY = re.compile(r"^\s*(?:\\\$|\\textdollar|\\(?=\d)|[$₹¥€£])\s*")
-_NUMBER_SET = re.compile(r"\s*[A-Za-z]\s*\\in\s*\\mathbb\s*\{?\s*[RZNQC]\s*\}?\S{0,6}\s*")
+_NUMBER_SET = re.compile(r"\s*+[A-Za-z]\s*+\\in\s*+\\mathbb\s*+\{?\s*+[RZNQC]\s*+\}?\S{0,6}\s*+")
 _LETTER_CHOICE = re.compile(r"\s*(?:\\text\{\s*)?[A-E](?:\s*\})?\s*")
 _SYMBOLS = frozenset({"<", ">", "=", "\\le", "\\ge", "\\neq"})
 _FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "=": "=", "\\neq": "\\neq"}
