@@ -122,6 +122,8 @@ EQUIVALENT = [
     # units inside an `or` list, a restatement after `=` in parentheses
     (r"3(\sqrt{2}-1) \text{ or } 3(\sqrt{2}+1)", r"\sqrt{18}-3 \text{ m or } \sqrt{18}+3 m"),
     (r"3 \text{ hours}, 20 \text{ minutes}", r"3 \text{ h}, 20 \text{ min} \ (=200 \text{ min})"),
+    # the variable a quantifier binds may have another name; doubled backslashes repaired
+    (r"\\forall y\\geqslant 1, y+3 > 0", r"\forall y_0 \ge 1,\ y_0 + 3 > 0"),
 ]
 
 NOT_EQUIVALENT = [
@@ -174,6 +176,7 @@ NOT_EQUIVALENT = [
     (r"\{t \mid 0 < t \le 2 \text{ or } t = 5\}", r"(0, 2] \cup \{6\}"),
     (r"9:40 \text{ a.m.}", r"9{:}40 \text{ PM}"),  # the other half of the day
     (r"3:15", r"4:15"),
+    (r"\\forall y\\geqslant 1, y+3 > 0", r"\forall y_0 \ge 1,\ y_0 + 4 > 0"),
     (r"3(\sqrt{2}-1) \text{ or } 3(\sqrt{2}+1)", r"\sqrt{18}-3 \text{ m or } \sqrt{18}+4 m"),
     (r"(a, b) = (s, 2s) \text{ for any } s \in \mathbb{R}", r"(a, b) = (t, 3t), t \in \mathbb{R}"),
     (r"g(x) = 2x + d \text{, where } d \text{ is a constant}", r"g(x) = 2x^2 + c"),

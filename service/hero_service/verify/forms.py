@@ -23,6 +23,7 @@ __all__ = [
     "components",
     "cut_quantifier",
     "part",
+    "rename_bound",
     "rename_declared",
     "rename_params",
     "split_domain",
@@ -251,3 +252,17 @@ def _math_letters(s: str) -> list[str]:
             for c in run:
                 seen.setdefault(c, None)
     return list(seen)
+
+
+_BOUND = re.compile(r"\s*+\\(?:forall|exists)\s*+([A-Za-z](?:_\{?\w{1,3}\}?)?)(?![A-Za-z])")
+
+
+def rename_bound(ref: str, ans: str) -> str:
+    """The variable a leading quantifier binds, named as in the reference."""
+    mr, ma = _BOUND.match(ref), _BOUND.match(ans)
+    if mr is None or ma is None or mr.group(1) == ma.group(1):
+        return ans
+    name = re.compile(rf"(?<![A-Za-z\\]){re.escape(ma.group(1))}(?![A-Za-z0-9_])")
+    if re.search(rf"(?<![A-Za-z\\]){re.escape(mr.group(1))}(?![A-Za-z0-9_])", ans):
+        return ans  # the reference's name is taken in the answer
+    return name.sub(mr.group(1), ans)

@@ -30,6 +30,7 @@ _CONTROL = re.compile("[\x07\x08\x0b\x0c\t\r\n]")
 _DOUBLED = re.compile(
     r"\\\\(?=(?:[dt]?frac|sqrt|text|mathrm|mathbf|pi|cdot|times|left|right|leq?|geq?|neq|leqslant|geqslant"
     r"|infty|alpha|beta|gamma|theta|lambda|circ|cup|cap|in|pm|mp|log|ln|sin|cos|tan|boxed"
+    r"|forall|exists|neg|notin|mathbb|dots|ldots|cdots|varphi|omega|mu|sigma|rho|delta|angle"
     r")(?![A-Za-z]))"
 )
 _DOLLAR_SEP = re.compile(r"\$\s*([,;])\s*\$")

@@ -303,6 +303,7 @@ def compare(ref: str, ans: str) -> Outcome:
         op = ans.strip() if rel is None else (rel[1][0] if len(rel[1]) == 1 else None)
         if op in _SYMBOLS:
             return Outcome("correct" if op == ref.strip() else "incorrect", "relation")
+    ans = forms.rename_bound(ref, ans)  # `\\exists x_0 \\ge 0, x_0 - 2 \\le 0`: a bound name
     if (same_time := clock_equal(ref, ans)) is not None:  # `2 PM` vs `14:00`; before strings
         return Outcome("correct" if same_time else "incorrect", "clock")
     ref, ans = presentation.unwrap(ref, ans)
