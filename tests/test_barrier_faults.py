@@ -148,8 +148,11 @@ def test_get_reward_group_size_limit_without_group_size(limited: Server) -> None
 
 @pytest.mark.slow  # its own server process
 def test_get_reward_overload_is_retryable_not_zeros(limited: Server) -> None:
-    # one whole group of 8 > rm_max_queue 4: the RM queue refuses it
-    r = httpx.post(limited.url + "/get_reward", json=get_reward(8), timeout=60)
+    # one whole group of 8 distinct responses > rm_max_queue 4: the RM queue refuses it
+    # (identical responses would share one forward pass and fit)
+    body = get_reward(8)
+    body["query"] = [f"p\\boxed{{1}} (try {i})" for i in range(8)]
+    r = httpx.post(limited.url + "/get_reward", json=body, timeout=60)
     assert r.status_code == 429, r.text
     assert r.json()["error"] == "overloaded" and int(r.headers["retry-after"]) >= 1
 
