@@ -139,6 +139,11 @@ def _final_sentence(items: list[_Item]) -> list[_Item] | None:
         return None  # no full stop, or `...`: reasoning that trails off
     if kind == "text":
         items = [*items[:-1], ("text", end[:-1])]
+    return _last_sentence(items)
+
+
+def _last_sentence(items: list[_Item]) -> list[_Item]:
+    """The items back to the last sentence boundary (full stop or blank line), in order."""
     sent: list[_Item] = []
     for kind, t in reversed(items):
         cut = None
@@ -347,16 +352,7 @@ def _final_display(items: list[_Item]) -> str | None:
     if len(items) > 2 and "\n" not in before:
         return None  # another span on the line: one answer is not clear
     words = [w.lower() for w in _TEXT_WORD.findall(line)]
-    sentence = []  # the sentence the maths closes, back to the last full stop or blank line
-    for kind, t in reversed(items[:-1]):
-        cut = None
-        if kind == "text":
-            for m in _BOUNDARY.finditer(t):
-                cut = m.end()
-        sentence.append((kind, t if cut is None else t[cut:]))
-        if cut is not None:
-            break
-    if _words(sentence) & (_HEDGES | _REASONING):
+    if _words(_last_sentence(items[:-1])) & (_HEDGES | _REASONING):  # the sentence it closes
         return None
     cued = bool(words) and words[-1] in _CUES  # `we get $$...$$`
     if line.strip() and not (_LEAD.fullmatch(line.strip()) or cued):
